@@ -1,0 +1,115 @@
+"""Sweep and proxy-family specifications (the validated form of `sweeps/*.yaml`, `proxies/*.yaml`).
+
+This module holds the data shapes only; `umup_sweep.config_load` turns YAML into them and
+raises `ConfigError` (one line: file, key, expectation) on anything malformed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from umup_sweep.spec import DataSpec, ModelSpec, TrainSpec
+
+StrategyName = Literal["grid", "independent", "random", "tpe"]
+ExecutorName = Literal["ray", "serial"]
+Metric = Literal["val_loss", "final_train_loss"]
+
+
+@dataclass(frozen=True)
+class ProxyFamily:
+    """A base proxy spec plus the widths and depths to vary."""
+
+    name: str
+    base: ModelSpec
+    widths: tuple[int, ...]
+    depths: tuple[int, ...]
+
+    def specs(self) -> list[ModelSpec]:
+        """Every (width, depth) proxy of the family, narrowest and shallowest first."""
+        return [
+            dataclasses.replace(self.base, width=w, depth=d, n_heads=None)
+            for d in self.depths
+            for w in self.widths
+        ]
+
+
+@dataclass(frozen=True)
+class HPSpace:
+    """Where one hyperparameter is searched.
+
+    `values` are the grid points (grid/independent strategies); `low`/`high`/`log` the
+    distribution (random/tpe). Both may be set; a sweep validates that the strategy has what it
+    needs.
+    """
+
+    values: tuple[float, ...] = ()
+    low: float | None = None
+    high: float | None = None
+    log: bool = True
+
+
+@dataclass(frozen=True)
+class ExecutionSpec:
+    """How trials are executed."""
+
+    executor: ExecutorName = "ray"
+    max_concurrent: int = 2
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    address: str | None = None
+    max_failures: int = 2
+
+
+@dataclass(frozen=True)
+class StorageSpec:
+    """Where results live: the run directory, and optionally an Optuna storage URL."""
+
+    run_dir: Path = Path("runs")
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class AnalysisSpec:
+    """Transfer-verdict settings."""
+
+    tolerance: float = 0.25  # |drift| in log2 per width doubling that still "transfers"
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep: what to vary, how to search, how to run, where to store."""
+
+    name: str
+    family: ProxyFamily
+    hyperparameters: dict[str, HPSpace]
+    defaults: dict[str, float]
+    train: TrainSpec
+    data: DataSpec = field(default_factory=DataSpec)
+    seeds: tuple[int, ...] = (0,)
+    strategy: StrategyName = "grid"
+    metric: Metric = "val_loss"
+    budget: int | None = None  # trials per proxy for random/tpe
+    execution: ExecutionSpec = field(default_factory=ExecutionSpec)
+    storage: StorageSpec = field(default_factory=StorageSpec)
+    analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
+    strategy_options: dict[str, Any] = field(default_factory=dict)
+    source: str = "<inline>"
+
+    @property
+    def parametrization(self) -> str:
+        """The family's parametrization (`umup` or `sp`)."""
+        return self.family.base.parametrization
+
+    @property
+    def swept(self) -> tuple[str, ...]:
+        """Names of the swept HPs, in declaration order."""
+        return tuple(self.hyperparameters)
+
+    @property
+    def run_dir(self) -> Path:
+        """The run directory (`<storage.run_dir>/<name>` unless run_dir already ends in name)."""
+        base = Path(self.storage.run_dir)
+        return base if base.name == self.name else base / self.name

@@ -1,0 +1,221 @@
+"""The value objects every part of umup-sweep passes around.
+
+`ModelSpec` says which proxy to build, `TrainSpec` how to train it, `DataSpec` on what,
+`TrialSpec` bundles the three with a seed (and names the trial by a hash of all of it), and
+`TrialResult` is what a finished trial reports. They are frozen dataclasses of plain values so
+they pickle to Ray workers, serialise to YAML/JSON and hash stably.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Parametrization = Literal["umup", "sp"]
+FfnKind = Literal["swiglu", "gelu"]
+PosEncoding = Literal["rope", "none"]
+NormKind = Literal["rms", "layer"]
+Status = Literal["ok", "diverged", "failed"]
+
+# The u-μP hyperparameters that live in the model (all default 1.0, see u-μP paper Table 3).
+MODEL_HPS = (
+    "residual_mult",
+    "residual_attn_ratio",
+    "attn_softmax_mult",
+    "ffn_act_mult",
+    "loss_softmax_mult",
+)
+# The hyperparameters that live in the optimizer.
+OPTIMIZER_HPS = ("lr", "weight_decay")
+HP_NAMES = ("lr",) + MODEL_HPS + ("weight_decay",)
+HP_DEFAULTS: dict[str, float] = {name: 1.0 for name in ("lr",) + MODEL_HPS} | {"weight_decay": 0.0}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Shape and parametrization of a decoder-only transformer proxy.
+
+    `n_heads` is derived from `head_dim` (width // head_dim) unless given; the five u-μP
+    multipliers default to 1.0 and are ignored by the `sp` parametrization.
+    """
+
+    width: int = 64
+    depth: int = 2
+    head_dim: int = 32
+    n_heads: int | None = None
+    ffn: FfnKind = "swiglu"
+    ffn_ratio: float = 4.0
+    vocab_size: int = 256
+    seq_len: int = 128
+    pos: PosEncoding = "rope"
+    norm: NormKind = "rms"
+    parametrization: Parametrization = "umup"
+    residual_mult: float = 1.0
+    residual_attn_ratio: float = 1.0
+    attn_softmax_mult: float = 1.0
+    ffn_act_mult: float = 1.0
+    loss_softmax_mult: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.width <= 0 or self.depth <= 0:
+            raise ValueError(f"width and depth must be positive, got {self.width}, {self.depth}")
+        if self.n_heads is None:
+            if self.width % self.head_dim:
+                raise ValueError(
+                    f"width {self.width} is not a multiple of head_dim {self.head_dim}"
+                )
+            object.__setattr__(self, "n_heads", self.width // self.head_dim)
+        elif self.width % self.n_heads:
+            raise ValueError(f"width {self.width} is not a multiple of n_heads {self.n_heads}")
+        else:
+            object.__setattr__(self, "head_dim", self.width // self.n_heads)
+        for name in MODEL_HPS:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+
+    @property
+    def ffn_hidden(self) -> int:
+        """Hidden size of the feed-forward block (rounded to a multiple of 8)."""
+        hidden = int(self.width * self.ffn_ratio)
+        return max(8, (hidden + 7) // 8 * 8)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where the tokens come from.
+
+    `source` is `"stdlib"` (the Python standard library's own source, byte-level, no download),
+    a text file, a folder or glob of text files, or a `.bin`/`.npy` uint16 token file.
+    """
+
+    source: str = "stdlib"
+    val_fraction: float = 0.05
+    vocab_size: int | None = None  # for token files; text is byte-level (256)
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """How one proxy is trained: optimizer HPs, schedule, batch, divergence rule, threads."""
+
+    steps: int = 300
+    batch_size: int = 16
+    lr: float = 1.0
+    weight_decay: float = 0.0
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    warmup_frac: float = 0.1
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    final_lr_frac: float = 0.1
+    grad_clip: float | None = None
+    final_window: int = 20  # final_train_loss = mean of the last `final_window` steps
+    eval_batches: int = 8
+    eval_every: int = 0  # 0: evaluate only at the end
+    diverge_loss: float = 10.0  # loss above this (or NaN/inf) marks the trial diverged
+    threads: int = 1
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """Everything that determines one trial's result, plus bookkeeping labels.
+
+    `labels` (e.g. the search stage) are not part of `trial_key`: the same model, training,
+    data and seed give the same key whichever stage asked for it.
+    """
+
+    model: ModelSpec
+    train: TrainSpec
+    data: DataSpec = field(default_factory=DataSpec)
+    seed: int = 0
+    data_fingerprint: str = ""
+    labels: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def hps(self) -> dict[str, float]:
+        """The six u-μP HPs plus weight decay, as this trial uses them."""
+        values = {name: float(getattr(self.model, name)) for name in MODEL_HPS}
+        return {"lr": float(self.train.lr), **values, "weight_decay": float(self.train.weight_decay)}
+
+    @property
+    def trial_key(self) -> str:
+        """Hash of everything that determines the result (not the labels)."""
+        payload = {
+            "model": dataclasses.asdict(self.model),
+            "train": {k: v for k, v in dataclasses.asdict(self.train).items() if k != "threads"},
+            "data": dataclasses.asdict(self.data),
+            "data_fingerprint": self.data_fingerprint,
+            "seed": self.seed,
+        }
+        blob = json.dumps(payload, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def with_hps(self, **hps: float) -> TrialSpec:
+        """A copy with some HPs replaced (model multipliers or lr/weight_decay)."""
+        unknown = set(hps) - set(HP_NAMES)
+        if unknown:
+            raise ValueError(f"unknown hyperparameter(s): {sorted(unknown)}")
+        model_kw = {k: v for k, v in hps.items() if k in MODEL_HPS}
+        train_kw = {k: v for k, v in hps.items() if k in OPTIMIZER_HPS}
+        return dataclasses.replace(
+            self,
+            model=dataclasses.replace(self.model, **model_kw),
+            train=dataclasses.replace(self.train, **train_kw),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (for YAML/JSON)."""
+        return {
+            "model": dataclasses.asdict(self.model),
+            "train": dataclasses.asdict(self.train),
+            "data": dataclasses.asdict(self.data),
+            "seed": self.seed,
+            "data_fingerprint": self.data_fingerprint,
+            "labels": dict(self.labels),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrialSpec:
+        """Inverse of `to_dict`."""
+        return cls(
+            model=ModelSpec(**d["model"]),
+            train=TrainSpec(**d["train"]),
+            data=DataSpec(**d.get("data", {})),
+            seed=int(d.get("seed", 0)),
+            data_fingerprint=d.get("data_fingerprint", ""),
+            labels=dict(d.get("labels", {})),
+        )
+
+
+@dataclass
+class TrialResult:
+    """What a finished trial reports. `curve` rows are (step, train_loss, val_loss or None)."""
+
+    trial_key: str
+    status: Status
+    final_train_loss: float | None = None
+    val_loss: float | None = None
+    steps: int = 0
+    tokens: int = 0
+    wall_s: float = 0.0
+    tokens_per_s: float = 0.0
+    n_params: int = 0
+    peak_rss_mb: float | None = None
+    node_id: str | None = None
+    error: str | None = None
+    curve: list[tuple[int, float, float | None]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (curve included)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrialResult:
+        """Inverse of `to_dict`."""
+        d = dict(d)
+        d["curve"] = [tuple(row) for row in d.get("curve", [])]
+        return cls(**d)

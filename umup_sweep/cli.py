@@ -38,8 +38,9 @@ def main() -> None:
         typer.echo(f"error: {err}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        typer.echo("interrupted: finished trials are saved; rerun the same command to resume",
-                   err=True)
+        typer.echo(
+            "interrupted: finished trials are saved; rerun the same command to resume", err=True
+        )
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

@@ -96,7 +96,8 @@ class SweepSpec:
     storage: StorageSpec = field(default_factory=StorageSpec)
     analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
     strategy_options: dict[str, Any] = field(default_factory=dict)
-    source: str = "<inline>"
+    # Where the sweep was read from: for messages only, so not part of equality.
+    source: str = field(default="<inline>", compare=False)
 
     @property
     def parametrization(self) -> str:

@@ -139,7 +139,11 @@ class TrialSpec:
     def hps(self) -> dict[str, float]:
         """The six u-μP HPs plus weight decay, as this trial uses them."""
         values = {name: float(getattr(self.model, name)) for name in MODEL_HPS}
-        return {"lr": float(self.train.lr), **values, "weight_decay": float(self.train.weight_decay)}
+        return {
+            "lr": float(self.train.lr),
+            **values,
+            "weight_decay": float(self.train.weight_decay),
+        }
 
     @property
     def trial_key(self) -> str:

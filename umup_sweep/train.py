@@ -86,6 +86,7 @@ def run_trial(spec: TrialSpec) -> TrialResult:
     torch.manual_seed(spec.seed)
     device = torch.device(train.device)
     corpus = load_corpus(spec.data)
+    corpus.require(spec.model.seq_len)
     if corpus.vocab_size > spec.model.vocab_size:
         from umup_sweep.errors import DataError
 

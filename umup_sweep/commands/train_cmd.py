@@ -39,8 +39,13 @@ def load_trial_yaml(path: Path) -> TrialSpec:
     )
 
 
-def _with_overrides(spec: TrialSpec, model: dict[str, Any], train: dict[str, Any],
-                    data: dict[str, Any], seed: int | None) -> TrialSpec:
+def _with_overrides(
+    spec: TrialSpec,
+    model: dict[str, Any],
+    train: dict[str, Any],
+    data: dict[str, Any],
+    seed: int | None,
+) -> TrialSpec:
     from umup_sweep.errors import ConfigError
 
     def replace(obj: Any, values: dict[str, Any], section: str) -> Any:
@@ -65,8 +70,9 @@ def _with_overrides(spec: TrialSpec, model: dict[str, Any], train: dict[str, Any
 
 def train(
     config: Path | None = typer.Argument(
-        None, help="Optional trial YAML with `model:`, `train:`, `data:`, `seed:` sections. "
-        "Flags override it."
+        None,
+        help="Optional trial YAML with `model:`, `train:`, `data:`, `seed:` sections. "
+        "Flags override it.",
     ),
     width: int | None = typer.Option(None, help="Model width (d_model)."),
     depth: int | None = typer.Option(None, help="Number of transformer blocks."),
@@ -78,8 +84,9 @@ def train(
     batch_size: int | None = typer.Option(None, help="Sequences per step."),
     seq_len: int | None = typer.Option(None, help="Tokens per sequence."),
     data: str | None = typer.Option(
-        None, help="Corpus: 'stdlib' (default, no download), a text file/folder/glob, or a "
-        "uint16 .bin/.npy token file."
+        None,
+        help="Corpus: 'stdlib' (default, no download), a text file/folder/glob, or a "
+        "uint16 .bin/.npy token file.",
     ),
     seed: int | None = typer.Option(None, help="Seed for init and batches."),
     threads: int | None = typer.Option(None, help="Torch threads for this trial."),
@@ -100,11 +107,17 @@ def train(
     if parametrization is not None and parametrization not in ("umup", "sp"):
         from umup_sweep.errors import ConfigError
 
-        raise ConfigError("<flags>", "--parametrization", f"expected umup or sp, got {parametrization!r}")
+        raise ConfigError(
+            "<flags>", "--parametrization", f"expected umup or sp, got {parametrization!r}"
+        )
     spec = _with_overrides(
         spec,
-        model={"width": width, "depth": depth, "parametrization": parametrization,
-               "seq_len": seq_len},
+        model={
+            "width": width,
+            "depth": depth,
+            "parametrization": parametrization,
+            "seq_len": seq_len,
+        },
         train={"lr": lr, "steps": steps, "batch_size": batch_size, "threads": threads},
         data={"source": data},
         seed=seed,

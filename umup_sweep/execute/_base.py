@@ -33,3 +33,10 @@ class BaseExecutor(abc.ABC):
 
     def close(self) -> None:
         """Release workers (Ray: shut down the embedded cluster)."""
+        return None
+
+    def __enter__(self) -> BaseExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

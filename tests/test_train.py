@@ -1,0 +1,66 @@
+"""One training trial: schedule, determinism, divergence, reported fields."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from umup_sweep.spec import ModelSpec, TrainSpec, TrialSpec
+from umup_sweep.train import lr_multiplier, run_trial
+
+TINY_MODEL = ModelSpec(width=32, depth=1, seq_len=32)
+TINY_TRAIN = TrainSpec(steps=12, batch_size=4, eval_batches=2, final_window=4, lr=0.5)
+
+
+def test_schedule_warms_up_linearly_then_decays_to_final_fraction() -> None:
+    train = TrainSpec(steps=100, warmup_frac=0.1, schedule="cosine", final_lr_frac=0.1)
+    factors = [lr_multiplier(s, train) for s in range(100)]
+    assert factors[0] == pytest.approx(0.1)
+    assert factors[9] == pytest.approx(1.0)
+    assert factors[10] == pytest.approx(1.0)
+    assert factors[-1] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(factors[9:], factors[10:], strict=False))
+    mid = 10 + (100 - 10 - 1) / 2
+    assert lr_multiplier(int(mid), train) == pytest.approx(0.55, abs=0.02)
+    assert lr_multiplier(50, TrainSpec(steps=100, schedule="constant")) == 1.0
+
+
+@pytest.mark.parametrize("parametrization", ["umup", "sp"])
+def test_same_spec_and_seed_give_the_same_loss(parametrization: str) -> None:
+    model = ModelSpec(width=32, depth=1, seq_len=32, parametrization=parametrization)
+    lr = 0.5 if parametrization == "umup" else 3e-3
+    spec = TrialSpec(model, TrainSpec(steps=12, batch_size=4, eval_batches=2, lr=lr), seed=3)
+    first, second = run_trial(spec), run_trial(spec)
+    assert first.status == "ok"
+    assert first.val_loss == second.val_loss
+    assert first.final_train_loss == second.final_train_loss
+    other_seed = run_trial(TrialSpec(spec.model, spec.train, seed=4))
+    assert other_seed.val_loss != first.val_loss
+
+
+def test_result_fields_describe_the_run() -> None:
+    spec = TrialSpec(TINY_MODEL, TINY_TRAIN)
+    result = run_trial(spec)
+    assert result.trial_key == spec.trial_key
+    assert result.steps == 12 and len(result.curve) == 12
+    assert result.tokens == 12 * 4 * 32
+    assert result.final_train_loss == pytest.approx(
+        sum(row[1] for row in result.curve[-4:]) / 4
+    )
+    assert result.curve[-1][2] == result.val_loss
+    # Training from scratch on bytes starts near ln(256) and must improve.
+    assert result.curve[0][1] == pytest.approx(math.log(256), rel=0.15)
+    assert result.final_train_loss < result.curve[0][1]
+    assert result.n_params > 0 and result.wall_s > 0 and result.tokens_per_s > 0
+
+
+def test_exploding_learning_rate_is_reported_as_diverged_and_stops_early() -> None:
+    spec = TrialSpec(TINY_MODEL, TrainSpec(steps=40, batch_size=4, eval_batches=1, lr=2.0**12,
+                                           warmup_frac=0.0, diverge_loss=7.0))
+    result = run_trial(spec)
+    assert result.status == "diverged"
+    assert result.steps < 40
+    assert result.val_loss is None
+    last = result.curve[-1][1]
+    assert not math.isfinite(last) or last > 7.0

@@ -1,0 +1,60 @@
+"""Transfer analysis of a finished sweep: optimum per proxy, drift per width/depth doubling and
+a verdict (`transfer.json`), plots, the recommendation for a target model (`recommended.yaml`),
+the human report (`report.md`) and the coordinate check.
+
+Example:
+    >>> from umup_sweep.analysis import analyze_run, plot_runs, recommend, write_report
+    >>> report = analyze_run("runs/lr_width")  # doctest: +SKIP
+    >>> report.results["lr"]["umup"].verdict  # doctest: +SKIP
+    'transfers'
+"""
+
+from umup_sweep.analysis._coord import (
+    CoordCheck,
+    coord_check,
+    plot_coord_check,
+    write_coord_check,
+)
+from umup_sweep.analysis._fit import BowlFit, Parabola, fit_moving_bowl, fit_parabola
+from umup_sweep.analysis._plots import plot_runs
+from umup_sweep.analysis._recommend import Recommendation, best_config, optimizer_groups, recommend
+from umup_sweep.analysis._report import write_report
+from umup_sweep.analysis._run import RunData, load_run, load_trials
+from umup_sweep.analysis._transfer import (
+    Drift,
+    HPTransfer,
+    ProxyOptimum,
+    TransferReport,
+    analyze_hp,
+    analyze_run,
+    analyze_trials,
+    verdict_for,
+)
+
+__all__ = [
+    "BowlFit",
+    "CoordCheck",
+    "Drift",
+    "HPTransfer",
+    "Parabola",
+    "ProxyOptimum",
+    "Recommendation",
+    "RunData",
+    "TransferReport",
+    "analyze_hp",
+    "analyze_run",
+    "analyze_trials",
+    "best_config",
+    "coord_check",
+    "fit_moving_bowl",
+    "fit_parabola",
+    "load_run",
+    "load_trials",
+    "optimizer_groups",
+    "plot_coord_check",
+    "plot_runs",
+    "recommend",
+    "verdict_for",
+    "write_coord_check",
+    "write_report",
+]

@@ -1,0 +1,251 @@
+"""Numerical core of the transfer analysis: quadratic fits in log2(HP) space.
+
+Loss against log2(lr) (or any u-μP multiplier) is only locally quadratic, so every fit here is
+applied to points near the optimum. Two fits:
+
+- `fit_parabola`: one proxy, ``y ≈ β0 + β1·x + β2·x²``; optimum ``-β1 / (2β2)`` with a
+  delta-method standard error.
+- `fit_moving_bowl`: every proxy and seed at once, ``y ≈ a_p + b·(x − c0 − Σ_k d_k·u_pk)²`` with a
+  per-proxy offset ``a_p``, a shared curvature ``b`` and a centre that moves linearly with
+  ``u = log2(width / width_ref)`` (and/or depth) at slope ``d`` = the drift per doubling.
+  Solved by Levenberg–Marquardt (numpy only) started from the per-proxy optima; standard errors
+  from ``s²·(JᵀJ)⁻¹`` (u-μP transfer as defined in arXiv 2407.17465 §4, measured as in μTransfer).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Parabola:
+    """A fitted ``y = β0 + β1·x + β2·x²`` and its optimum (NaN where it has none)."""
+
+    coef: tuple[float, float, float]
+    optimum: float
+    optimum_se: float
+    min_value: float
+    n_points: int
+
+    @property
+    def convex(self) -> bool:
+        """True when the parabola opens upward (it has a minimum)."""
+        return self.coef[2] > 0
+
+    def __call__(self, x: float | np.ndarray) -> float | np.ndarray:
+        b0, b1, b2 = self.coef
+        return b0 + b1 * x + b2 * x * x
+
+
+def fit_parabola(x: np.ndarray, y: np.ndarray) -> Parabola | None:
+    """Least-squares parabola through ``(x, y)``; None with fewer than 3 distinct x.
+
+    Args:
+        x: log2 HP values (repeats allowed: one per seed).
+        y: losses.
+
+    Example:
+        >>> p = fit_parabola(np.array([-1.0, 0.0, 1.0]), np.array([2.0, 1.0, 2.0]))
+        >>> round(p.optimum, 6), round(p.min_value, 6)
+        (0.0, 1.0)
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if len(np.unique(x)) < 3:
+        return None
+    shift = float(np.mean(x))  # centre for conditioning
+    xs = x - shift
+    design = np.stack([np.ones_like(xs), xs, xs * xs], axis=1)
+    beta, *_ = np.linalg.lstsq(design, y, rcond=None)
+    resid = y - design @ beta
+    dof = len(y) - 3
+    s2 = float(resid @ resid) / dof if dof > 0 else math.nan
+    cov = s2 * np.linalg.pinv(design.T @ design)
+    c0, c1, c2 = (float(v) for v in beta)
+    # back to unshifted coefficients: y = c0 + c1 (x - s) + c2 (x - s)^2
+    coef = (c0 - c1 * shift + c2 * shift * shift, c1 - 2 * c2 * shift, c2)
+    if c2 > 0:
+        opt_shifted = -c1 / (2 * c2)
+        grad = np.array([0.0, -1 / (2 * c2), c1 / (2 * c2 * c2)])  # d(opt)/d(beta)
+        var = float(grad @ cov @ grad)
+        se = math.sqrt(var) if var >= 0 else math.nan
+        optimum = opt_shifted + shift
+        min_value = c0 - c1 * c1 / (4 * c2)
+    else:
+        optimum, se, min_value = math.nan, math.nan, math.nan
+    return Parabola(coef, float(optimum), float(se), float(min_value), len(y))
+
+
+@dataclass(frozen=True)
+class BowlFit:
+    """Result of `fit_moving_bowl`.
+
+    Attributes:
+        offsets: ``a_p`` per proxy (loss at that proxy's optimum).
+        curvature: shared ``b`` (loss per log2² away from the optimum).
+        centre: ``c0``, the optimum in log2 at the reference proxy (u = 0).
+        drift: ``d_k`` per axis, log2 per doubling.
+        drift_se: standard error of each ``d_k``.
+        centre_se: standard error of ``c0``.
+        rss: residual sum of squares; ``dof`` its degrees of freedom.
+    """
+
+    offsets: tuple[float, ...]
+    curvature: float
+    centre: float
+    drift: tuple[float, ...]
+    drift_se: tuple[float, ...]
+    centre_se: float
+    rss: float
+    dof: int
+    n_points: int
+    converged: bool
+
+    def optimum_at(self, u: np.ndarray | list[float]) -> float:
+        """Fitted optimum (log2 HP) at axis coordinates ``u`` (log2 doublings from the reference)."""
+        return self.centre + float(np.dot(self.drift, np.asarray(u, dtype=float)))
+
+
+def _bowl_residuals(
+    theta: np.ndarray, x: np.ndarray, y: np.ndarray, proxy: np.ndarray, u: np.ndarray, n_proxy: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Residuals ``model − y`` and the Jacobian of the moving-bowl model at ``theta``."""
+    a = theta[:n_proxy]
+    b = theta[n_proxy]
+    c0 = theta[n_proxy + 1]
+    d = theta[n_proxy + 2 :]
+    r = x - c0 - u @ d
+    pred = a[proxy] + b * r * r
+    jac = np.zeros((len(x), len(theta)))
+    jac[np.arange(len(x)), proxy] = 1.0
+    jac[:, n_proxy] = r * r
+    jac[:, n_proxy + 1] = -2 * b * r
+    jac[:, n_proxy + 2 :] = (-2 * b * r)[:, None] * u
+    return pred - y, jac
+
+
+def _profile_linear(
+    c0: float, d: np.ndarray, x: np.ndarray, y: np.ndarray, proxy: np.ndarray, u: np.ndarray,
+    n_proxy: int,
+) -> np.ndarray:
+    """Given the centre line, solve the linear part (offsets, curvature) exactly."""
+    r = x - c0 - u @ d
+    design = np.zeros((len(x), n_proxy + 1))
+    design[np.arange(len(x)), proxy] = 1.0
+    design[:, n_proxy] = r * r
+    lin, *_ = np.linalg.lstsq(design, y, rcond=None)
+    return np.concatenate([lin, [c0], d])
+
+
+def _levenberg_marquardt(
+    theta: np.ndarray, args: tuple, max_iter: int = 200
+) -> tuple[np.ndarray, float, bool]:
+    """Minimise the residual sum of squares of the moving bowl from ``theta``."""
+    resid, jac = _bowl_residuals(theta, *args)
+    rss = float(resid @ resid)
+    lam = 1e-3
+    converged = False
+    for _ in range(max_iter):
+        jtj = jac.T @ jac
+        grad = jac.T @ resid
+        step = np.linalg.lstsq(jtj + lam * np.diag(np.diag(jtj) + 1e-12), -grad, rcond=None)[0]
+        cand = theta + step
+        new_resid, new_jac = _bowl_residuals(cand, *args)
+        new_rss = float(new_resid @ new_resid)
+        if new_rss < rss:
+            improvement = rss - new_rss
+            theta, resid, jac, rss = cand, new_resid, new_jac, new_rss
+            lam = max(lam / 3, 1e-12)
+            if improvement <= 1e-12 * max(rss, 1e-30) and float(np.max(np.abs(step))) < 1e-9:
+                converged = True
+                break
+            if float(np.max(np.abs(step))) < 1e-10:
+                converged = True
+                break
+        else:
+            lam *= 4
+            if lam > 1e12:
+                converged = True  # no descent direction left: at a minimum to precision
+                break
+    return theta, rss, converged
+
+
+def fit_moving_bowl(
+    x: np.ndarray,
+    y: np.ndarray,
+    proxy: np.ndarray,
+    u: np.ndarray,
+    init_centres: np.ndarray | None = None,
+) -> BowlFit | None:
+    """Fit ``y ≈ a_p + b·(x − c0 − u·d)²`` over all points at once.
+
+    Args:
+        x: log2 HP per point.
+        y: loss per point.
+        proxy: integer proxy index per point (0..P-1), selects the offset ``a_p``.
+        u: ``[n_points, K]`` axis coordinates (log2 width / depth doublings from the reference).
+        init_centres: optional per-proxy optimum guesses (log2) to start from.
+
+    Returns:
+        The fit, or None when there are too few points or no curvature.
+
+    Example:
+        >>> xs = np.tile(np.arange(-2.0, 3.0), 2); ws = np.repeat([0.0, 1.0], 5)
+        >>> ys = 1.0 + 0.1 * (xs - 0.5 - 1.0 * ws) ** 2
+        >>> fit = fit_moving_bowl(xs, ys, ws.astype(int), ws[:, None])
+        >>> round(fit.centre, 6), round(fit.drift[0], 6)
+        (0.5, 1.0)
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    proxy = np.asarray(proxy, dtype=int)
+    u = np.asarray(u, dtype=float).reshape(len(x), -1)
+    n_proxy = int(proxy.max()) + 1 if len(proxy) else 0
+    k = u.shape[1]
+    n_params = n_proxy + 2 + k
+    if len(x) <= n_params or n_proxy == 0:
+        return None
+    args = (x, y, proxy, u, n_proxy)
+
+    # Starting centre lines: regress the per-proxy optimum guesses on u, plus a few fixed slopes.
+    starts: list[tuple[float, np.ndarray]] = []
+    per_proxy_u = np.array([u[proxy == p][0] for p in range(n_proxy)])
+    if init_centres is not None and np.all(np.isfinite(init_centres)):
+        design = np.concatenate([np.ones((n_proxy, 1)), per_proxy_u], axis=1)
+        sol, *_ = np.linalg.lstsq(design, np.asarray(init_centres, float), rcond=None)
+        starts.append((float(sol[0]), sol[1:].astype(float)))
+    x_mid = float(np.average(x, weights=np.exp(-(y - y.min()) / max(np.ptp(y), 1e-12) * 5)))
+    for slope in (0.0, -1.0, 1.0):
+        starts.append((x_mid, np.full(k, slope)))
+
+    best: tuple[np.ndarray, float, bool] | None = None
+    for c0, d in starts:
+        theta0 = _profile_linear(c0, d, *args)
+        if theta0[n_proxy] <= 0:
+            theta0[n_proxy] = max(1e-3, float(np.ptp(y)) / max(float(np.ptp(x)) ** 2, 1e-12))
+        theta, rss, conv = _levenberg_marquardt(theta0, args)
+        if theta[n_proxy] > 0 and (best is None or rss < best[1] - 1e-15):
+            best = (theta, rss, conv)
+    if best is None:
+        return None
+    theta, rss, conv = best
+    _, jac = _bowl_residuals(theta, *args)
+    dof = len(x) - n_params
+    s2 = rss / dof
+    cov = s2 * np.linalg.pinv(jac.T @ jac)
+    se = np.sqrt(np.clip(np.diag(cov), 0, None))
+    return BowlFit(
+        offsets=tuple(float(v) for v in theta[:n_proxy]),
+        curvature=float(theta[n_proxy]),
+        centre=float(theta[n_proxy + 1]),
+        drift=tuple(float(v) for v in theta[n_proxy + 2 :]),
+        drift_se=tuple(float(v) for v in se[n_proxy + 2 :]),
+        centre_se=float(se[n_proxy + 1]),
+        rss=float(rss),
+        dof=int(dof),
+        n_points=len(x),
+        converged=bool(conv),
+    )

@@ -1,0 +1,208 @@
+"""Transfer plots: loss against each swept HP on a log2 axis, one curve per proxy size.
+
+Top row: seed mean with a min–max band, grid argmin (dot) and fitted optimum (dashed line),
+diverged trials as ✕ on the top edge (never dropped). Bottom row: the optimum per proxy against
+width (or depth) with its error bar, the fitted drift line and the ±tolerance band around the
+reference optimum — the picture of "does it transfer". One column per run × parametrization,
+so `plot_runs([umup_run, sp_run])` gives the side-by-side u-μP vs SP figure.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib import transforms  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter  # noqa: E402
+
+from umup_sweep.analysis._run import PLOTS_DIR  # noqa: E402
+from umup_sweep.analysis._transfer import (  # noqa: E402
+    HPTransfer,
+    ProxyOptimum,
+    TransferReport,
+    analyze_run,
+)
+
+PARAM_LABEL = {"umup": "u-μP", "sp": "SP", "mup": "μP"}
+
+
+def _pow2(v: float, _pos: object = None) -> str:
+    """Tick label 2^k (k may be fractional)."""
+    k = round(v, 2)
+    k_str = str(int(k)) if float(k).is_integer() else f"{k:g}"
+    return f"$2^{{{k_str}}}$"
+
+
+def _proxy_label(p: ProxyOptimum, axes: list[str]) -> str:
+    if axes == ["depth"]:
+        return f"depth {p.depth}"
+    if axes == ["width"] or not axes:
+        return f"width {p.width}" + ("" if axes else f" (depth {p.depth})")
+    return f"{p.width}×{p.depth}"
+
+
+def _ylim(res: HPTransfer) -> tuple[float, float]:
+    """Zoom on the optimum region: from the lowest loss to a few times the near-optimum rise."""
+    lows, near = [], []
+    for p in res.per_proxy:
+        means = [c.mean for c in p.curve if c.mean is not None]
+        mins = [c.min for c in p.curve if c.min is not None]
+        if not means or p.grid_optimum_log2 is None:
+            continue
+        lows.append(min(mins))
+        near += [
+            c.max for c in p.curve
+            if c.max is not None and abs(c.log2 - p.grid_optimum_log2) <= 2.01
+        ]
+    if not lows:
+        return 0.0, 1.0
+    lo, hi = min(lows), max(near)
+    span = max(hi - lo, 1e-3)
+    return lo - 0.05 * span, hi + 0.6 * span
+
+
+def _curves_panel(ax: Axes, res: HPTransfer, title: str) -> None:
+    cmap = plt.get_cmap("viridis")
+    n = len(res.per_proxy)
+    top_edge = transforms.blended_transform_factory(ax.transData, ax.transAxes)
+    ylo, yhi = _ylim(res)
+    xs_all: list[float] = []
+    for i, p in enumerate(res.per_proxy):
+        colour = cmap(0.85 * i / max(n - 1, 1))
+        pts = [c for c in p.curve if c.mean is not None]
+        xs = np.array([c.log2 for c in pts])
+        xs_all += [c.log2 for c in p.curve]
+        if len(pts):
+            ax.plot(xs, [c.mean for c in pts], "-", color=colour, lw=1.8,
+                    label=_proxy_label(p, res.axes))
+            ax.fill_between(xs, [c.min for c in pts], [c.max for c in pts], color=colour,
+                            alpha=0.18, lw=0)
+        if p.grid_optimum_log2 is not None and p.best_loss is not None:
+            ax.plot([p.grid_optimum_log2], [p.best_loss], "o", color=colour, ms=7, mec="black",
+                    mew=0.8, zorder=5)
+        if p.fit_optimum_log2 is not None and p.fit_method == "parabola":
+            ax.axvline(p.fit_optimum_log2, color=colour, ls="--", lw=1.0, alpha=0.9)
+        div = [c.log2 for c in p.curve if c.n_diverged]
+        if div:
+            ax.plot(div, [0.985 - 0.025 * i] * len(div), "x", color=colour, ms=8, mew=2,
+                    transform=top_edge, clip_on=False, zorder=6)
+        offplot = [c.log2 for c in pts if c.mean is not None and c.mean > yhi]
+        if offplot:
+            ax.plot(offplot, [0.985 - 0.025 * i] * len(offplot), "^", color=colour, ms=5,
+                    transform=top_edge, clip_on=False, alpha=0.7)
+    ax.set_ylim(ylo, yhi)
+    ticks = sorted({round(x) for x in xs_all})
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(_pow2))
+    ax.set_xlabel(f"{res.hp} (log2 axis)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    handles += [
+        plt.Line2D([], [], marker="o", ls="", color="grey", mec="black"),
+        plt.Line2D([], [], ls="--", color="grey"),
+        plt.Line2D([], [], marker="x", ls="", color="grey", mew=2),
+        plt.Line2D([], [], marker="^", ls="", color="grey"),
+    ]
+    labels += ["grid best", "fitted optimum", "diverged", "mean above view"]
+    ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              borderaxespad=0.0)
+
+
+def _drift_panel(ax: Axes, res: HPTransfer) -> None:
+    axis = res.axes[0] if res.axes else "width"
+    ref = res.reference[axis]
+    pts = [p for p in res.per_proxy if p.fit_optimum_log2 is not None]
+    u = np.array([math.log2(getattr(p, axis) / ref) for p in pts])
+    y = np.array([p.fit_optimum_log2 for p in pts], dtype=float)
+    err = np.array([p.fit_optimum_se if p.fit_optimum_se is not None else 0.0 for p in pts])
+    ax.errorbar(u, y, yerr=2 * err, fmt="o", color="black", capsize=3, label="optimum per proxy")
+    if res.centre_log2 is not None and axis in res.drift:
+        d = res.drift[axis]
+        grid = np.linspace(min(u.min(initial=0), 0), max(u.max(initial=1), 1), 20)
+        ax.plot(grid, res.centre_log2 + d.slope * grid, "-", color="tab:red",
+                label=f"fit: {d.slope:+.2f} ± {d.se:.2f} per doubling")
+        ax.fill_between(grid, res.centre_log2 - res.tolerance * grid,
+                        res.centre_log2 + res.tolerance * grid, color="tab:green", alpha=0.15,
+                        label=f"±{res.tolerance:g} per doubling (transfers)")
+    ax.set_xticks(u)
+    ax.set_xticklabels([str(getattr(p, axis)) for p in pts])
+    ax.yaxis.set_major_formatter(FuncFormatter(_pow2))
+    ax.set_xlabel(f"{axis} (log2 axis)")
+    ax.set_ylabel(f"best {res.hp}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+
+
+def _title(res: HPTransfer, run: str) -> str:
+    label = PARAM_LABEL.get(res.parametrization, res.parametrization)
+    head = f"{res.hp} — {label} ({run}): {res.verdict}"
+    parts = [f"{d.slope:+.2f}±{d.se:.2f} log2/{a}×2" for a, d in res.drift.items()]
+    return head + ("\n" + "drift " + ", ".join(parts) if parts else "")
+
+
+def plot_hp(
+    panels: list[tuple[str, HPTransfer]], metric: str, stem: Path, formats: tuple[str, ...]
+) -> list[Path]:
+    """Draw one figure for one HP: a column per (run name, analysis). Returns written files."""
+    ncol = len(panels)
+    fig, axes = plt.subplots(2, ncol, figsize=(8.2 * ncol, 7.6), squeeze=False,
+                             gridspec_kw={"height_ratios": [2.2, 1]})
+    for j, (run, res) in enumerate(panels):
+        _curves_panel(axes[0, j], res, _title(res, run))
+        axes[0, j].set_ylabel(metric)
+        _drift_panel(axes[1, j], res)
+    fig.tight_layout()
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in formats:
+        path = stem.with_suffix(f".{fmt}")
+        fig.savefig(path, dpi=110)
+        written.append(path)
+    plt.close(fig)
+    return written
+
+
+def plot_runs(
+    runs: list[str | Path | TransferReport],
+    out_dir: str | Path | None = None,
+    formats: tuple[str, ...] = ("png", "svg"),
+    tolerance: float | None = None,
+) -> list[Path]:
+    """Plot one or more runs; several runs go side by side (e.g. u-μP vs SP).
+
+    Args:
+        runs: run directories (analysed now, `transfer.json` refreshed) or reports.
+        out_dir: where to write; default the first run's `plots/`.
+        formats: file types to write.
+        tolerance: override the transfer tolerance.
+
+    Returns:
+        The files written (`<hp>.png`/`.svg`; `<hp>_<run1>_vs_<run2>.*` for several runs).
+
+    Example:
+        >>> plot_runs(["runs/lr_width", "runs/sp_lr_width"])  # doctest: +SKIP
+        [PosixPath('runs/lr_width/plots/lr_lr_width_vs_sp_lr_width.png'), ...]
+    """
+    reports = [r if isinstance(r, TransferReport) else analyze_run(r, tolerance) for r in runs]
+    if not reports:
+        return []
+    out = Path(out_dir) if out_dir is not None else Path(reports[0].run_dir) / PLOTS_DIR
+    hps: list[str] = []
+    for rep in reports:
+        hps += [h for h in rep.results if h not in hps]
+    written: list[Path] = []
+    names = [rep.run for rep in reports]
+    for hp in hps:
+        panels = [
+            (rep.run, res) for rep in reports for _, res in sorted(rep.results.get(hp, {}).items())
+        ]
+        stem = hp if len(reports) == 1 else f"{hp}_{'_vs_'.join(names)}"
+        written += plot_hp(panels, reports[0].metric, out / stem, formats)
+    return written

@@ -1,0 +1,296 @@
+"""Recommend the target model's hyperparameters from a finished sweep (`recommended.yaml`).
+
+The HP values are the sweep's best config at its largest proxy (configs run with the most seeds
+first — for independent sweeps that is the confirmed config). A swept HP whose optimum
+`transfers` is carried over as is; otherwise it is extrapolated along the fitted drift line to
+the target width/depth, with a warning. The effective per-parameter-group learning rates come
+from the project's own optimizer applied to the target model built on the meta device, so they
+are exactly what training the target would use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from umup_sweep.analysis._run import RECOMMENDED_FILE, RunData, load_run
+from umup_sweep.analysis._transfer import HPTransfer, TransferReport, analyze_run
+from umup_sweep.errors import UserError
+from umup_sweep.spec import HP_NAMES, MODEL_HPS, ModelSpec
+
+MAX_EXTRAPOLATION_DOUBLINGS = 4  # beyond this the drift line is a guess, not a measurement
+TRAIN_KEYS_TO_CARRY = (
+    "optimizer", "beta1", "beta2", "eps", "warmup_frac", "schedule", "final_lr_frac", "grad_clip",
+)
+
+
+@dataclass
+class Recommendation:
+    """What `recommend` decided; `to_dict()` is the `recommended.yaml` content."""
+
+    run: str
+    target: dict[str, Any]
+    hyperparameters: dict[str, float]
+    source: dict[str, Any]
+    param_groups: list[dict[str, Any]]
+    evidence: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    paste: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict in the order a reader wants it."""
+        return {
+            "run": self.run,
+            "warnings": self.warnings,
+            "target": self.target,
+            "hyperparameters": self.hyperparameters,
+            "source": self.source,
+            "param_groups": self.param_groups,
+            "evidence": self.evidence,
+            "paste": self.paste,
+        }
+
+    def write(self, path: str | Path) -> Path:
+        """Write the YAML (the `paste` block as a literal block scalar)."""
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(yaml.dump(self.to_dict(), Dumper=_Dumper, sort_keys=False, width=100))
+        return out
+
+
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper that writes multi-line strings as `|` blocks."""
+
+
+def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    style = "|" if "\n" in data else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_Dumper.add_representer(str, _str_presenter)
+
+
+def best_config(trials: pd.DataFrame, metric: str) -> tuple[dict[str, float], dict[str, Any]]:
+    """The best HP config at the largest proxy.
+
+    Among configs (same HP values) run at the largest (width, depth) with no diverged seed,
+    prefer the most seeds attempted (confirmed configs), then the lowest seed-mean metric.
+
+    Returns:
+        (HP values, where it came from: width, depth, seeds, mean metric, stage).
+    """
+    proxies = sorted({(int(w), int(d)) for w, d in zip(trials["width"], trials["depth"],
+                                                        strict=True)})
+    for width, depth in reversed(proxies):
+        sub = trials[(trials["width"] == width) & (trials["depth"] == depth)]
+        scored = []
+        for values, g in sub.groupby(list(HP_NAMES), sort=False):
+            ok = g[(g["status"] == "ok") & g[metric].notna()]
+            if len(ok) == 0 or (g["status"] == "diverged").any():
+                continue
+            attempted = int((g["status"] != "failed").sum())
+            scored.append((-attempted, float(ok[metric].mean()), values, g, len(ok)))
+        if not scored:
+            continue
+        _, mean, values, g, n_ok = min(scored, key=lambda t: (t[0], t[1]))
+        hps = {h: float(v) for h, v in zip(HP_NAMES, values, strict=True)}
+        source = {
+            "width": width,
+            "depth": depth,
+            "seeds": n_ok,
+            metric: mean,
+            "stage": sorted({str(s) for s in g["stage"]}),
+        }
+        return hps, source
+    raise UserError("no successful trial in the run: nothing to recommend (all diverged/failed)")
+
+
+def _group_name(name: str) -> str:
+    """Collapse layer indices: `blocks.3.attn.qkv.weight` → `blocks.*.attn.qkv.weight`."""
+    return re.sub(r"\.\d+(?=\.|$)", ".*", name)
+
+
+def optimizer_groups(spec: ModelSpec, lr: float, weight_decay: float) -> list[dict[str, Any]]:
+    """Effective learning rate and weight decay per parameter group of the target model.
+
+    Builds the target on the meta device (no memory), asks the project's `make_optimizer` for
+    its param groups, and names each group by its parameters (layer indices collapsed).
+
+    Example:
+        >>> groups = optimizer_groups(ModelSpec(width=4096, depth=32, head_dim=128), 0.5, 0.0)
+        ... # doctest: +SKIP
+        >>> groups[0]["params"], groups[0]["lr"]  # doctest: +SKIP
+        ('embed.weight', 0.0078125)
+    """
+    import torch
+
+    from umup_sweep.models import build_model, make_optimizer
+
+    with torch.device("meta"):
+        model = build_model(spec)
+    opt = make_optimizer(model, lr=lr, weight_decay=weight_decay)
+    names = {id(p): n for n, p in model.named_parameters()}
+    merged: dict[tuple[str, float, float], dict[str, Any]] = {}
+    for group in opt.param_groups:
+        for p in group["params"]:
+            full = names.get(id(p), "?")
+            pattern = _group_name(full)
+            g_lr, g_wd = float(group["lr"]), float(group.get("weight_decay", 0.0))
+            key = (pattern, g_lr, g_wd)
+            entry = merged.setdefault(
+                key,
+                {
+                    "params": pattern,
+                    "role": getattr(p, "role", None),
+                    "shape": list(p.shape),
+                    "depth_scale": getattr(p, "depth_scale", None),
+                    "tensors": 0,
+                    "lr": g_lr,
+                    "weight_decay": g_wd,
+                    "lr_x_weight_decay": g_lr * g_wd,
+                },
+            )
+            entry["tensors"] += 1
+    return list(merged.values())
+
+
+def _paste_block(spec: ModelSpec, hps: dict[str, float], train: dict[str, Any]) -> str:
+    """A trial-YAML snippet (`umup-sweep train` format) for the target."""
+    model = dataclasses.asdict(spec)
+    train_part = {"lr": hps["lr"], "weight_decay": hps["weight_decay"]}
+    train_part |= {k: train[k] for k in TRAIN_KEYS_TO_CARRY if k in train}
+    header = (
+        "# u-μP target config recommended by umup-sweep; set steps/batch_size for your run.\n"
+        "# Python: build_model(ModelSpec(**model)); make_optimizer(model, lr=train['lr'],\n"
+        "#         weight_decay=train['weight_decay'])\n"
+    )
+    body = yaml.safe_dump({"model": model, "train": train_part}, sort_keys=False)
+    return header + body
+
+
+def _carry_value(
+    hp: str, value: float, res: HPTransfer | None, src: dict[str, Any], target: dict[str, int],
+    warnings: list[str], param: str,
+) -> tuple[float, dict[str, Any]]:
+    """The target's value of one HP and the evidence behind it (extrapolating when it drifts)."""
+    ev: dict[str, Any] = {"proxy_value": value}
+    if res is None:
+        ev["verdict"] = "not analysed"
+        return value, ev
+    ev |= {
+        "verdict": res.verdict,
+        "reason": res.reason,
+        "drift": {a: {"slope": d.slope, "se": d.se} for a, d in res.drift.items()},
+        "proxies": [f"{p.width}x{p.depth}" for p in res.per_proxy],
+        "optima_log2": [p.fit_optimum_log2 for p in res.per_proxy],
+        "tolerance": res.tolerance,
+    }
+    if not res.drift:
+        warnings.append(f"{hp}: transfer not tested ({res.reason}); using the proxy value as is")
+        return value, ev
+    shift = sum(d.slope * math.log2(target[a] / src[a]) for a, d in res.drift.items())
+    if res.verdict == "transfers" and param != "sp":
+        ev["extrapolated"] = False
+        return value, ev
+    new = value * 2.0**shift
+    ev |= {"extrapolated": True, "shift_log2": shift}
+    loud = "SP: the optimal LR does NOT transfer across width. " if param == "sp" else ""
+    warnings.append(
+        f"{loud}{hp}: verdict '{res.verdict}' — extrapolated along the fitted drift by "
+        f"{shift:+.2f} log2 from {value:.4g} at {src['width']}x{src['depth']} to {new:.4g}; "
+        "confirm on a mid-size proxy"
+    )
+    return new, ev
+
+
+def recommend(
+    run_dir: str | Path | RunData,
+    width: int,
+    depth: int,
+    out: str | Path | None = None,
+    tolerance: float | None = None,
+    report: TransferReport | None = None,
+) -> Recommendation:
+    """Recommend HPs and per-group LRs for a target model of ``width`` × ``depth``.
+
+    Args:
+        run_dir: the run directory (`runs/<name>/`).
+        width: target model width (d_model).
+        depth: target model depth (blocks).
+        out: where to write the YAML; default `<run_dir>/recommended.yaml`; None writes there too.
+        tolerance: transfer tolerance override (log2 per doubling).
+        report: an existing transfer analysis of the run (else computed).
+
+    Example:
+        >>> rec = recommend("runs/lr_width", width=4096, depth=32)  # doctest: +SKIP
+        >>> rec.hyperparameters["lr"]  # doctest: +SKIP
+        0.5
+    """
+    run = run_dir if isinstance(run_dir, RunData) else load_run(run_dir)
+    if width <= 0 or depth <= 0:
+        raise UserError(f"--width and --depth must be positive, got {width} and {depth}")
+    report = report or analyze_run(run, tolerance, write=False)
+    params = sorted(run.trials["parametrization"].unique())
+    param = run.base.parametrization if run.base is not None else params[0]
+    trials = run.trials[run.trials["parametrization"] == param]
+    if trials.empty:
+        param, trials = params[0], run.trials[run.trials["parametrization"] == params[0]]
+    hps, src = best_config(trials, run.metric)
+    target = {"width": width, "depth": depth}
+    warnings: list[str] = []
+    if len(params) > 1:
+        warnings.append(f"the run holds {params}: recommending for {param}")
+    evidence: dict[str, Any] = {}
+    for hp in run.swept:
+        res = report.results.get(hp, {}).get(param)
+        hps[hp], evidence[hp] = _carry_value(hp, hps[hp], res, src, target, warnings, param)
+    if param == "sp" and not any("does NOT transfer" in w for w in warnings):
+        warnings.append("SP: the optimal LR does NOT transfer across width; the recommended lr is "
+                        "the proxy's and is likely too large for the target")
+    widest, deepest = int(run.trials["width"].max()), int(run.trials["depth"].max())
+    for axis, big, tgt in (("width", widest, width), ("depth", deepest, depth)):
+        if tgt > big and math.log2(tgt / big) > MAX_EXTRAPOLATION_DOUBLINGS:
+            warnings.append(
+                f"target {axis} {tgt} is {math.log2(tgt / big):.1f} doublings beyond the largest "
+                f"proxy ({big}); more than {MAX_EXTRAPOLATION_DOUBLINGS} is an extrapolation: "
+                "add a wider proxy"
+            )
+    tested_axes = {a for r in report.results.values() for x in r.values() for a in x.drift}
+    if "depth" not in tested_axes and depth not in set(run.trials["depth"]):
+        warnings.append(
+            f"depth transfer was not tested (proxies at depth {sorted(set(run.trials['depth']))}, "
+            f"target {depth}); relying on u-μP's depth scaling rules"
+        )
+    base = run.base or ModelSpec(parametrization=param)  # type: ignore[arg-type]
+    try:
+        spec = dataclasses.replace(
+            base, width=width, depth=depth, n_heads=None, parametrization=param,
+            **{h: hps[h] for h in MODEL_HPS},
+        )
+    except ValueError as exc:
+        raise UserError(f"target width {width}: {exc}") from None
+    try:
+        groups = optimizer_groups(spec, hps["lr"], hps["weight_decay"])
+    except ImportError as exc:
+        groups = []
+        warnings.append(f"per-group learning rates unavailable ({exc})")
+    train = run.sweep.get("train") if isinstance(run.sweep.get("train"), dict) else {}
+    rec = Recommendation(
+        run=run.name,
+        target=dataclasses.asdict(spec),
+        hyperparameters=hps,
+        source=src,
+        param_groups=groups,
+        evidence={"metric": run.metric, "parametrization": param, "hps": evidence},
+        warnings=warnings,
+        paste=_paste_block(spec, hps, train or {}),
+    )
+    rec.write(out if out is not None else run.path / RECOMMENDED_FILE)
+    return rec

@@ -1,0 +1,130 @@
+"""`runs/X/report.md`: the human-readable summary of a run (plots, transfer table, verdict,
+recommendation, trial counts), written with relative links so it opens anywhere."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import yaml
+
+from umup_sweep.analysis._run import PLOTS_DIR, RECOMMENDED_FILE, REPORT_FILE, TRANSFER_FILE
+from umup_sweep.analysis._transfer import HPTransfer, TransferReport
+
+PARAM_LABEL = {"umup": "u-μP", "sp": "SP", "mup": "μP"}
+
+
+def _f(v: float | None, digits: int = 3) -> str:
+    return "–" if v is None or not math.isfinite(v) else f"{v:.{digits}f}"
+
+
+def _hp_section(res: HPTransfer, metric: str) -> list[str]:
+    label = PARAM_LABEL.get(res.parametrization, res.parametrization)
+    lines = [
+        f"### {res.hp} — {label}: **{res.verdict}**",
+        "",
+        f"{res.reason}.",
+        "",
+        f"| proxy (width×depth) | grid best {res.hp} | fitted optimum (log2) | ± se | seed spread "
+        f"| best {metric} | ok / diverged / failed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for p in res.per_proxy:
+        edge = " (edge)" if p.at_edge else ""
+        lines.append(
+            f"| {p.width}×{p.depth} | {_f(p.grid_optimum, 4)}{edge} | {_f(p.fit_optimum_log2, 2)} "
+            f"({p.fit_method}) | {_f(p.fit_optimum_se, 2)} | {_f(p.seed_spread, 2)} "
+            f"| {_f(p.best_loss, 4)} | {p.n_ok} / {p.n_diverged} / {p.n_failed} |"
+        )
+    lines.append("")
+    if res.regret.get("grid") is not None:
+        regret = res.regret.get("fit", res.regret["grid"])
+        lines.append(
+            f"Regret of carrying the optimum from {res.regret['from']} to {res.regret['to']}: "
+            f"{_f(regret, 4)} {metric}."
+        )
+        lines.append("")
+    for note in res.loss_flags + res.notes:
+        lines.append(f"- ⚠ {note}")
+    if res.loss_flags or res.notes:
+        lines.append("")
+    return lines
+
+
+def write_report(report: TransferReport, plots: list[Path] | None = None,
+                 out: str | Path | None = None) -> Path:
+    """Write `report.md` for an analysed run; returns its path.
+
+    Args:
+        report: the run's transfer analysis (`analyze_run`).
+        plots: image files to embed (default: every PNG in the run's `plots/`).
+        out: output file (default `<run_dir>/report.md`).
+
+    Example:
+        >>> write_report(analyze_run("runs/lr_width"))  # doctest: +SKIP
+        PosixPath('runs/lr_width/report.md')
+    """
+    run_dir = Path(report.run_dir)
+    path = Path(out) if out is not None else run_dir / REPORT_FILE
+    if plots is None:
+        plots = sorted((run_dir / PLOTS_DIR).glob("*.png"))
+    c = report.counts
+    lines = [
+        f"# Transfer report: {report.run}",
+        "",
+        f"Trials: {c.get('total', 0)} ({c.get('ok', 0)} ok, {c.get('diverged', 0)} diverged, "
+        f"{c.get('failed', 0)} failed). Metric: `{report.metric}`. Tolerance: ±{report.tolerance:g}"
+        " log2 per doubling (transfers when the 95% interval of the drift lies inside it, drifts "
+        "when it lies outside, inconclusive otherwise).",
+        "",
+        "## Verdict",
+        "",
+        "| HP | parametrization | drift per doubling | verdict | regret (largest proxy) |",
+        "|---|---|---|---|---|",
+    ]
+    for row in report.rows():
+        param = PARAM_LABEL.get(row["parametrization"], row["parametrization"])
+        lines.append(f"| {row['hp']} | {param} | {row['drift']} | **{row['verdict']}** "
+                     f"| {row['regret']} |")
+    if not report.results:
+        lines.append("| – | – | – | no HP swept over ≥ 3 values | – |")
+    lines += ["", f"Machine-readable: [{TRANSFER_FILE}]({TRANSFER_FILE}).", ""]
+    if plots:
+        lines += ["## Plots", ""]
+        for p in plots:
+            rel = _relative(Path(p), path.parent)
+            lines += [f"![{Path(p).stem}]({rel.as_posix()})", ""]
+    lines += ["## Optimum per proxy", ""]
+    for by_param in report.results.values():
+        for res in by_param.values():
+            lines += _hp_section(res, report.metric)
+    rec_path = run_dir / RECOMMENDED_FILE
+    lines += ["## Recommendation", ""]
+    if rec_path.exists():
+        rec = yaml.safe_load(rec_path.read_text()) or {}
+        target = rec.get("target", {})
+        lines.append(
+            f"For a target of width {target.get('width')} × depth {target.get('depth')} "
+            f"([{RECOMMENDED_FILE}]({RECOMMENDED_FILE})):"
+        )
+        lines.append("")
+        for hp, v in (rec.get("hyperparameters") or {}).items():
+            lines.append(f"- `{hp}` = {v:.6g}")
+        for w in rec.get("warnings") or []:
+            lines.append(f"- ⚠ {w}")
+        lines.append("")
+    else:
+        lines += [
+            "None yet: run `umup-sweep recommend "
+            f"{run_dir} --width W --depth L` to write {RECOMMENDED_FILE}.",
+            "",
+        ]
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _relative(target: Path, start: Path) -> Path:
+    """Relative path from ``start`` to ``target`` (links in the report must survive a move)."""
+    import os
+
+    return Path(os.path.relpath(target.resolve(), start.resolve()))

@@ -1,0 +1,167 @@
+"""Read a run directory (`sweep.yaml` + `trials.csv`) into a `RunData` for the analyses.
+
+The run directory is the contract between the sweep driver and the analyses (see DESIGN.md);
+this module is the only place that knows its file names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from umup_sweep.errors import DataError, UserError
+from umup_sweep.spec import HP_DEFAULTS, HP_NAMES, ModelSpec
+
+TRIALS_FILE = "trials.csv"
+SWEEP_FILE = "sweep.yaml"
+TRANSFER_FILE = "transfer.json"
+RECOMMENDED_FILE = "recommended.yaml"
+REPORT_FILE = "report.md"
+PLOTS_DIR = "plots"
+DEFAULT_TOLERANCE = 0.25
+
+
+@dataclass
+class RunData:
+    """What the analyses need from one run directory.
+
+    Attributes:
+        path: the run directory.
+        name: the sweep name (directory name if sweep.yaml has none).
+        metric: the column the sweep minimised (`val_loss` by default).
+        swept: the swept HP names, in declaration order.
+        tolerance: the transfer tolerance (log2 per doubling) from `analysis.tolerance`.
+        trials: the trials table (every HP has a column; `status` ok|diverged|failed).
+        sweep: the raw sweep.yaml mapping ({} when absent).
+        base: the proxy family's base ModelSpec (None when sweep.yaml does not say).
+    """
+
+    path: Path
+    name: str
+    metric: str
+    swept: tuple[str, ...]
+    tolerance: float
+    trials: pd.DataFrame
+    sweep: dict[str, Any] = field(default_factory=dict)
+    base: ModelSpec | None = None
+
+
+def _model_spec_from(mapping: Any) -> ModelSpec | None:
+    """Build a ModelSpec from a mapping of ModelSpec keys (unknown keys ignored)."""
+    if not isinstance(mapping, dict):
+        return None
+    names = {f.name for f in dataclasses.fields(ModelSpec)}
+    kwargs = {k: v for k, v in mapping.items() if k in names}
+    try:
+        return ModelSpec(**kwargs)
+    except (TypeError, ValueError):
+        return None
+
+
+def _find_base(sweep: dict[str, Any], sweep_path: Path) -> ModelSpec | None:
+    """The proxy base spec: via `config_load.load_sweep` when it works, else from the raw YAML."""
+    try:
+        from umup_sweep.config_load import load_sweep  # type: ignore[attr-defined]
+
+        return load_sweep(sweep_path).family.base
+    except Exception:  # config_load missing or the sweep references files no longer there
+        pass
+    for key in ("family", "proxy", "proxies", "model"):
+        node = sweep.get(key)
+        if isinstance(node, dict):
+            spec = _model_spec_from(node.get("base", node))
+            if spec is not None:
+                return spec
+    return None
+
+
+def _swept_from_trials(trials: pd.DataFrame) -> tuple[str, ...]:
+    """HPs that take more than one value in the table (fallback when sweep.yaml is absent)."""
+    return tuple(h for h in HP_NAMES if h in trials and trials[h].nunique(dropna=True) > 1)
+
+
+def load_trials(path: Path, metric: str = "val_loss") -> pd.DataFrame:
+    """Read and normalise `trials.csv`: HP columns filled with defaults, numbers as floats."""
+    try:
+        df = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        df = pd.DataFrame()
+    except (OSError, pd.errors.ParserError) as exc:
+        raise DataError(f"{path}: cannot read trials table ({exc})") from exc
+    missing = [c for c in ("width", "depth", "status") if c not in df.columns]
+    if df.empty:
+        return df
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
+    if metric not in df.columns:
+        raise DataError(f"{path}: no metric column {metric!r} (columns: {', '.join(df.columns)})")
+    for name in HP_NAMES:
+        if name not in df.columns:
+            df[name] = HP_DEFAULTS[name]
+        df[name] = pd.to_numeric(df[name], errors="coerce").fillna(HP_DEFAULTS[name])
+    if "parametrization" not in df.columns:
+        df["parametrization"] = "umup"
+    if "seed" not in df.columns:
+        df["seed"] = 0
+    if "stage" not in df.columns:
+        df["stage"] = "grid"
+    df[metric] = pd.to_numeric(df[metric], errors="coerce")
+    df["width"] = df["width"].astype(int)
+    df["depth"] = df["depth"].astype(int)
+    df["status"] = df["status"].astype(str)
+    return df
+
+
+def load_run(run_dir: str | Path, metric: str | None = None) -> RunData:
+    """Load a run directory for analysis.
+
+    Args:
+        run_dir: `runs/<name>/`, holding `trials.csv` and (normally) `sweep.yaml`.
+        metric: override the sweep's metric column.
+
+    Raises:
+        UserError: the directory does not exist or holds no trials yet.
+
+    Example:
+        >>> run = load_run("runs/lr_width")  # doctest: +SKIP
+        >>> run.swept
+        ('lr',)
+    """
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise UserError(f"{path} is not a run directory (it does not exist)")
+    sweep_path = path / SWEEP_FILE
+    sweep: dict[str, Any] = {}
+    if sweep_path.exists():
+        try:
+            loaded = yaml.safe_load(sweep_path.read_text())
+        except yaml.YAMLError as exc:
+            raise DataError(f"{sweep_path}: not valid YAML ({exc})") from exc
+        sweep = loaded if isinstance(loaded, dict) else {}
+    metric = metric or str(sweep.get("metric") or "val_loss")
+    trials_path = path / TRIALS_FILE
+    if not trials_path.exists():
+        raise UserError(f"{path} has no trials yet: run `umup-sweep run <sweep.yaml>` first")
+    trials = load_trials(trials_path, metric)
+    if trials.empty:
+        raise UserError(f"{path} has no trials yet: run `umup-sweep run <sweep.yaml>` first")
+    hps = sweep.get("hyperparameters")
+    swept = tuple(h for h in hps if h in HP_NAMES) if isinstance(hps, dict) else ()
+    swept = swept or _swept_from_trials(trials)
+    analysis = sweep.get("analysis") if isinstance(sweep.get("analysis"), dict) else {}
+    tolerance = float((analysis or {}).get("tolerance", DEFAULT_TOLERANCE))
+    return RunData(
+        path=path,
+        name=str(sweep.get("name") or path.name),
+        metric=metric,
+        swept=swept,
+        tolerance=tolerance,
+        trials=trials,
+        sweep=sweep,
+        base=_find_base(sweep, sweep_path) if sweep else None,
+    )

@@ -1,0 +1,210 @@
+"""`plot`, `recommend`, `coord-check`, `report`: read a run directory, write the analyses.
+
+Thin: parse, call `umup_sweep.analysis`, print. Heavy imports happen inside the commands so
+`umup-sweep --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from umup_sweep.errors import UserError
+
+
+def _print_verdicts(report: object) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"transfer: {report.run}  (tolerance ±{report.tolerance:g} log2/doubling)")  # type: ignore[attr-defined]
+    for col in ("HP", "param", "proxies", "optimum log2 per proxy", "drift / doubling",
+                "verdict", "regret"):
+        table.add_column(col)
+    colours = {"transfers": "green", "drifts": "red", "inconclusive": "yellow"}
+    for row in report.rows():  # type: ignore[attr-defined]
+        v = row["verdict"]
+        table.add_row(row["hp"], row["parametrization"], row["proxies"], row["optima_log2"],
+                      row["drift"], f"[{colours.get(v, 'white')}]{v}[/]", row["regret"])
+    Console().print(table)
+    for by_param in report.results.values():  # type: ignore[attr-defined]
+        for res in by_param.values():
+            for note in res.loss_flags + res.notes:
+                typer.echo(f"  ! {res.hp}/{res.parametrization}: {note}")
+
+
+def _parse_ints(text: str | None, flag: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{flag}: expected comma-separated integers like 64,128,256, got {text!r}")
+    if not values or any(v <= 0 for v in values):
+        raise UserError(f"{flag}: expected positive integers, got {text!r}")
+    return values
+
+
+def plot(
+    runs: list[Path] = typer.Argument(
+        ..., help="Run directories (runs/<name>/). Several runs are drawn side by side, e.g. "
+        "`runs/lr_width runs/sp_lr_width` for u-μP vs SP."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Folder for the figures (default: the first run's plots/)."
+    ),
+    tolerance: float | None = typer.Option(
+        None, help="|drift| in log2 per width doubling that still counts as transferring "
+        "(default: the sweep's analysis.tolerance, else 0.25)."
+    ),
+    svg: bool = typer.Option(True, help="Also write SVG next to each PNG."),
+) -> None:
+    """Plot loss against each swept HP, one curve per width, and judge transfer.
+
+    Writes, per run: transfer.json (optimum per width, drift per doubling ± se, verdict) and
+    plots/<hp>.png/.svg (seed-mean curves with min-max bands, grid best ●, fitted optimum
+    dashed, diverged trials ✕ on the top edge; below: optimum vs width with the drift fit).
+    With several runs: plots/<hp>_<run1>_vs_<run2>.png/.svg in the first run (or --out).
+    """
+    from umup_sweep.analysis import analyze_run, plot_runs
+
+    reports = [analyze_run(r, tolerance) for r in runs]
+    formats = ("png", "svg") if svg else ("png",)
+    written = plot_runs(reports, out, formats)
+    for rep in reports:
+        _print_verdicts(rep)
+    for path in written:
+        typer.echo(f"wrote {path}")
+
+
+def recommend(
+    run: Path = typer.Argument(..., help="Run directory (runs/<name>/) of a finished sweep."),
+    width: int = typer.Option(..., "--width", help="Target model width (d_model)."),
+    depth: int = typer.Option(..., "--depth", help="Target model depth (transformer blocks)."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Output YAML (default: <run>/recommended.yaml)."
+    ),
+    tolerance: float | None = typer.Option(
+        None, help="Transfer tolerance in log2 per doubling (default: the sweep's, else 0.25)."
+    ),
+) -> None:
+    """Recommend HPs for the big target model from a proxy sweep.
+
+    Writes recommended.yaml: `target` (the ModelSpec at --width/--depth), `hyperparameters`
+    (the sweep's best; extrapolated along the fitted drift when it does not transfer),
+    `param_groups` (the effective learning rate and weight decay per parameter group of the
+    target's u-μP optimizer), `evidence` (widths, drift ± se, verdict), `warnings`, and
+    `paste` (a config block for `umup-sweep train` / your training script).
+    """
+    from umup_sweep.analysis import recommend as do_recommend
+
+    target = out if out is not None else run / "recommended.yaml"
+    rec = do_recommend(run, width, depth, out=target, tolerance=tolerance)
+    typer.echo(f"target: width {width}, depth {depth} ({rec.evidence['parametrization']})")
+    for hp, value in rec.hyperparameters.items():
+        typer.echo(f"  {hp:<20} {value:.6g}")
+    if rec.param_groups:
+        typer.echo("per-group learning rates:")
+        for g in rec.param_groups:
+            typer.echo(f"  {g['params']:<40} lr {g['lr']:.4g}  wd {g['weight_decay']:.4g}"
+                       f"  (x{g['tensors']})")
+    for w in rec.warnings:
+        typer.echo(f"warning: {w}", err=True)
+    typer.echo(f"wrote {target}")
+
+
+def coord_check(
+    proxy: Path = typer.Argument(..., help="Proxy family YAML (name, base, widths, depths)."),
+    widths: str | None = typer.Option(
+        None, help="Comma-separated widths, e.g. 64,128,256,512 (default: the family's)."
+    ),
+    steps: int = typer.Option(3, help="AdamW steps between the 'init' and 'trained' snapshots."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Output folder (default: runs/coord-check/<family name>)."
+    ),
+    parametrizations: str = typer.Option("umup,sp", help="Which to compare, comma-separated."),
+    lr_umup: float = typer.Option(1.0, help="Learning rate for u-μP models."),
+    lr_sp: float = typer.Option(2.0**-7, help="Learning rate for SP models."),
+    batch_size: int = typer.Option(8, help="Sequences per batch."),
+    data: str = typer.Option(
+        "stdlib", help="Corpus for the batches (stdlib, a text file/folder/glob, a .bin/.npy "
+        "token file) or `random` for uniform random tokens."
+    ),
+    threshold: float = typer.Option(
+        0.25, help="Flag a layer whose log2 RMS grows faster than this per width doubling."
+    ),
+) -> None:
+    """Check that activations and gradients keep their scale as width grows.
+
+    Measures the RMS of each block's output, attention logits, output logits and every
+    parameter's gradient, at init and after --steps steps, across widths, for u-μP and SP.
+    Writes coord_check_activations.png/.svg and coord_check_gradients.png/.svg (x: width,
+    y: RMS, log2 axes, one line per layer) and coord_check.json (RMS, slopes, flags), and
+    prints the layers whose scale grows with width.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from umup_sweep.analysis import coord_check as do_check
+    from umup_sweep.analysis import plot_coord_check, write_coord_check
+    from umup_sweep.config_load import load_proxy_family
+    from umup_sweep.spec import DataSpec
+
+    family = load_proxy_family(proxy)
+    params = tuple(p.strip() for p in parametrizations.split(",") if p.strip())
+    for p in params:
+        if p not in ("umup", "sp"):
+            raise UserError(f"--parametrizations: expected umup and/or sp, got {p!r}")
+    if steps < 0:
+        raise UserError(f"--steps: expected a non-negative integer, got {steps}")
+    ws = _parse_ints(widths, "--widths")
+    for w in ws or []:
+        if w % family.base.head_dim:
+            raise UserError(f"--widths: {w} is not a multiple of head_dim {family.base.head_dim}")
+    data_spec = None if data == "random" else DataSpec(source=data)
+    cc = do_check(family, ws, steps, params, {"umup": lr_umup, "sp": lr_sp}, batch_size,
+                  data_spec, threshold)
+    out_dir = out if out is not None else Path("runs") / "coord-check" / family.name
+    written = plot_coord_check(cc, out_dir) + [write_coord_check(cc, out_dir)]
+    table = Table(title=f"layers whose RMS grows faster than {threshold:g} log2 per doubling")
+    for col in ("param", "phase", "kind", "layer", "slope"):
+        table.add_column(col)
+    for f in sorted(cc.flags, key=lambda f: -f["slope"]):
+        table.add_row(f["parametrization"], f["phase"], f["kind"], f["layer"], f"{f['slope']:+.2f}")
+    console = Console()
+    if cc.flags:
+        console.print(table)
+    for p in params:
+        n = sum(1 for f in cc.flags if f["parametrization"] == p)
+        total = sum(len(v) for ph in cc.rms[p].values() for v in ph.values())
+        typer.echo(f"{p}: {n} of {total} layer measurements grow with width")
+    for path in written:
+        typer.echo(f"wrote {path}")
+
+
+def report(
+    run: Path = typer.Argument(..., help="Run directory (runs/<name>/)."),
+    tolerance: float | None = typer.Option(
+        None, help="Transfer tolerance in log2 per doubling (default: the sweep's, else 0.25)."
+    ),
+) -> None:
+    """Write report.md: plots, transfer table and verdict, recommendation, trial counts.
+
+    Also refreshes transfer.json and plots/. The report links them relatively, so the run
+    directory can be moved or shared as a whole; open report.md in any Markdown viewer.
+    """
+    from umup_sweep.analysis import analyze_run, plot_runs, write_report
+
+    rep = analyze_run(run, tolerance)
+    plots = [p for p in plot_runs([rep]) if p.suffix == ".png"]
+    path = write_report(rep, plots)
+    _print_verdicts(rep)
+    typer.echo(f"wrote {path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the analysis commands to the CLI app."""
+    app.command("plot")(plot)
+    app.command("recommend")(recommend)
+    app.command("coord-check")(coord_check)
+    app.command("report")(report)

@@ -1,0 +1,126 @@
+"""`umup-sweep run` (run or resume a sweep) and `umup-sweep status` (what a run holds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+RUN_HELP = """Run a sweep: train the proxies it describes and record every finished trial.
+
+Results go to runs/<sweep name>/ (sweep.yaml, study.db, trials.csv, curves/, then the
+transfer analysis). Rerunning the same command resumes: finished trials are skipped, so
+Ctrl-C (or a crash) loses at most the trials that were running. A changed sweep under the
+same name is refused unless --force (which moves the old run aside).
+
+Examples:
+
+  umup-sweep run sweeps/lr_width.yaml
+
+  umup-sweep run sweeps/lr_width.yaml --executor serial --no-progress
+
+  umup-sweep run sweeps/lr_width.yaml --address auto   # attach to `ray start --head`
+"""
+
+STATUS_HELP = """Show what a run directory holds: trials done, diverged, failed, remaining,
+and the best trial so far. Safe to use while the sweep is running.
+
+Example:
+
+  umup-sweep status runs/lr_width
+"""
+
+
+def run(
+    sweep_file: Path = typer.Argument(
+        ..., metavar="SWEEP.yaml", help="The sweep YAML (see sweeps/ for examples)."
+    ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Start over if runs/<name> holds a different sweep (the old run "
+        "is moved to runs/<name>.bak-<time>).",
+    ),
+    executor: str | None = typer.Option(
+        None,
+        "--executor",
+        help="ray (default: parallel trials on a local Ray cluster) or "
+        "serial (one at a time in this process; for debugging).",
+    ),
+    address: str | None = typer.Option(
+        None,
+        "--address",
+        help="Attach to a running Ray cluster (host:port, or auto) instead "
+        "of starting a local one. Also read from RAY_ADDRESS.",
+    ),
+    max_concurrent: int | None = typer.Option(
+        None,
+        "--max-concurrent",
+        help="Trials running at once (default: the sweep's execution.max_concurrent).",
+    ),
+    run_dir: Path | None = typer.Option(
+        None,
+        "--run-dir",
+        help="Parent folder of the run directory (default: the sweep's "
+        "storage.run_dir, normally runs/).",
+    ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="One line per finished trial, Ray's logs and tracebacks."
+    ),
+    no_progress: bool = typer.Option(
+        False, "--no-progress", help="No live progress bar (e.g. in CI logs)."
+    ),
+) -> None:
+    from umup_sweep.config_load import load_sweep
+    from umup_sweep.errors import ConfigError
+    from umup_sweep.runner import SweepInterrupted, run_sweep
+
+    overrides: dict[str, Any] = {}
+    if executor is not None:
+        if executor not in ("ray", "serial"):
+            raise ConfigError("--executor", "", f"expected ray or serial, got {executor!r}")
+        overrides["execution.executor"] = executor
+    if max_concurrent is not None:
+        if max_concurrent < 1:
+            raise ConfigError("--max-concurrent", "", f"expected >= 1, got {max_concurrent}")
+        overrides["execution.max_concurrent"] = max_concurrent
+    if run_dir is not None:
+        overrides["storage.run_dir"] = str(run_dir)
+    sweep = load_sweep(sweep_file, overrides=overrides or None)
+    try:
+        summary = run_sweep(
+            sweep, force=force, address=address, progress=not no_progress, verbose=verbose
+        )
+    except SweepInterrupted as stop:
+        for line in stop.summary.lines():
+            typer.echo(line, err=True)
+        typer.echo(
+            f"interrupted: finished trials are saved in {stop.summary.run_dir}; resume with: "
+            f"umup-sweep run {sweep_file}",
+            err=True,
+        )
+        raise SystemExit(130) from None
+    for line in summary.lines():
+        typer.echo(line)
+
+
+def status(
+    run_dir: Path = typer.Argument(
+        ...,
+        metavar="RUN_DIR",
+        help="A run directory written by `umup-sweep run`, e.g. runs/lr_width.",
+    ),
+) -> None:
+    from umup_sweep.runner import status_lines
+    from umup_sweep.store import RunStore
+
+    store = RunStore.load(run_dir)
+    for line in status_lines(store):
+        typer.echo(line)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `run` and `status` to the CLI."""
+    app.command("run", help=RUN_HELP)(run)
+    app.command("status", help=STATUS_HELP)(status)

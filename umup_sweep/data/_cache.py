@@ -1,0 +1,88 @@
+"""On-disk cache of built corpora, so a fresh worker process loads one in milliseconds.
+
+Each entry is `<key>.json` (metadata: token count, sha256, max id, document starts) and, for
+corpora built by concatenating files, `<key>.npy` (the tokens, loaded memory-mapped). Both are
+written to a temporary file and moved into place with `os.replace`, so processes racing to
+build the same corpus never see a half-written entry. A cache that cannot be written (read-only
+home, full disk) is skipped, never an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ENV_VAR = "UMUP_SWEEP_CACHE"
+
+
+@dataclass
+class CacheStats:
+    """Counters for tests and diagnostics: how often a corpus was built vs read from cache."""
+
+    builds: int = 0  # corpora read from their source files
+    hits: int = 0  # corpora served from the on-disk cache
+    memory_hits: int = 0  # corpora served from the in-process LRU
+
+
+STATS = CacheStats()
+
+
+def cache_dir() -> Path:
+    """`$UMUP_SWEEP_CACHE/corpora` or `~/.cache/umup_sweep/corpora` (not created here)."""
+    base = os.environ.get(ENV_VAR) or os.path.join(os.path.expanduser("~"), ".cache", "umup_sweep")
+    return Path(base) / "corpora"
+
+
+def read_entry(key: str, with_tokens: bool) -> tuple[dict[str, Any], np.ndarray | None] | None:
+    """The cached metadata (and memory-mapped tokens) for `key`, or None if absent or broken."""
+    folder = cache_dir()
+    try:
+        meta = json.loads((folder / f"{key}.json").read_text())
+        if not with_tokens:
+            return meta, None
+        tokens = np.load(folder / f"{key}.npy", mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    if tokens.ndim != 1 or len(tokens) != meta.get("n_tokens"):
+        return None
+    return meta, tokens
+
+
+def write_entry(key: str, meta: dict[str, Any], tokens: np.ndarray | None) -> bool:
+    """Atomically store `meta` (and `tokens`) under `key`; False if the cache is not writable.
+
+    The tokens go first and the metadata last, so a reader that finds the metadata also finds
+    complete tokens.
+    """
+    folder = cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if tokens is not None:
+            _atomic_write(folder / f"{key}.npy", lambda f: np.save(f, tokens, allow_pickle=False))
+        blob = json.dumps(meta).encode()
+        _atomic_write(folder / f"{key}.json", lambda f: f.write(blob))
+    except OSError:
+        return False
+    return True
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    """Write through `write(fileobj)` into a temp file beside `path`, then `os.replace` it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a shared cache should be readable
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -1,0 +1,116 @@
+"""The Ray executor: each trial is a Ray Core task, results stream back as they finish.
+
+Why tasks, not a Ray Tune Tuner: a Tuner adds 1.5-2 s per trial on this machine, tasks far
+less (see benchmarks/bench_orchestration.py); the RunStore, not Ray, records what is done.
+Ray's own retries are off (`max_retries=0`): the executor resubmits a trial that raised or
+whose worker died, up to `max_failures` times, then reports it failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from umup_sweep.execute._base import BaseExecutor, TrialFn
+from umup_sweep.execute._ray_cluster import RayConnection
+from umup_sweep.execute._retry import annotate, failed_result, one_line, with_threads
+from umup_sweep.spec import TrialResult, TrialSpec
+
+
+def _run_in_worker(trial_fn: TrialFn, spec: TrialSpec) -> TrialResult:
+    """Body of the Ray task: run the trial and note the node and peak memory of the worker."""
+    import ray
+
+    return annotate(trial_fn(spec), ray.get_runtime_context().get_node_id())
+
+
+class RayExecutor(BaseExecutor):
+    """Runs trials as Ray tasks, `cpus_per_trial` CPUs (= torch threads) and
+    `gpus_per_trial` (fractional) GPUs each.
+
+    Args:
+        trial_fn: the trial function (default `umup_sweep.train.run_trial`); it must be
+            importable on the workers or picklable by value.
+        max_failures: retries of a trial that raises or loses its worker.
+        cpus_per_trial: Ray CPUs per trial; also the trial's torch threads (at least 1).
+        gpus_per_trial: Ray GPUs per trial (fractions share a GPU).
+        address: attach to this cluster (`"auto"`, `host:port`); None starts an embedded one.
+        num_cpus: CPUs of an embedded cluster (default all cores).
+        verbose: Ray info logs and worker output on the terminal.
+
+    Example:
+        >>> ex = RayExecutor(my_trial_fn, cpus_per_trial=1)  # doctest: +SKIP
+        >>> ex.submit(specs); done = list(ex.results()); ex.close()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        trial_fn: TrialFn | None = None,
+        *,
+        max_failures: int = 2,
+        cpus_per_trial: float = 1.0,
+        gpus_per_trial: float = 0.0,
+        address: str | None = None,
+        num_cpus: int | None = None,
+        verbose: bool = False,
+    ) -> None:
+        import ray
+
+        if trial_fn is None:
+            from umup_sweep.train import run_trial
+
+            trial_fn = run_trial
+        self.max_failures = max_failures
+        self.threads = max(1, int(cpus_per_trial))
+        self._conn = RayConnection(address=address, num_cpus=num_cpus, verbose=verbose)
+        self._task = ray.remote(_run_in_worker).options(
+            num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=0
+        )
+        self._fn_ref = ray.put(trial_fn)
+        self._pending: dict[Any, tuple[TrialSpec, int]] = {}  # ObjectRef -> (spec, failures)
+
+    def submit(self, trials: Sequence[TrialSpec]) -> None:
+        for spec in trials:
+            self._launch(with_threads(spec, self.threads), failures=0)
+
+    def _launch(self, spec: TrialSpec, failures: int) -> None:
+        self._pending[self._task.remote(self._fn_ref, spec)] = (spec, failures)
+
+    def results(self, timeout: float | None = None) -> Iterator[tuple[TrialSpec, TrialResult]]:
+        import ray
+        from ray.exceptions import RayError
+
+        while self._pending:
+            ready, _ = ray.wait(list(self._pending), num_returns=1, timeout=timeout)
+            if not ready:
+                return
+            ref = ready[0]
+            spec, failures = self._pending.pop(ref)
+            try:
+                result = ray.get(ref)
+            except RayError as exc:  # the trial raised, or its worker/node died
+                failures += 1
+                if failures <= self.max_failures:
+                    self._launch(spec, failures)
+                    continue
+                cause = getattr(exc, "cause", None)
+                error = one_line(cause if isinstance(cause, BaseException) else exc)
+                result = failed_result(spec, error, failures)
+            yield spec, result
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    def close(self) -> None:
+        """Cancel trials still running and disconnect (stopping an embedded cluster)."""
+        import ray
+
+        if ray.is_initialized():
+            for ref in list(self._pending):
+                try:
+                    ray.cancel(ref, force=True)
+                except Exception:  # already finished or worker gone: nothing to cancel
+                    pass
+        self._pending.clear()
+        self._conn.close()

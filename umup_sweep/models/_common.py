@@ -1,0 +1,133 @@
+"""Pieces shared by the u-μP and SP proxies: rotary embeddings, norms, head reshapes.
+
+Both parametrizations use these exact functions, so a u-μP vs SP comparison differs only
+in the parametrization (scales, init, LR rules), never in the architecture.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from umup_sweep.core import LayerNorm, RMSNorm
+from umup_sweep.spec import ModelSpec
+
+ROPE_BASE = 10000.0
+
+
+def rope_tables(seq_len: int, head_dim: int, device: torch.device, dtype: torch.dtype):
+    """(cos, sin) tables of shape (seq_len, head_dim) for rotate-half RoPE (Su et al. 2021).
+
+    Example:
+        >>> cos, sin = rope_tables(4, 8, torch.device("cpu"), torch.float32)
+        >>> cos.shape, float(cos[0, 0]), float(sin[0, 0])
+        (torch.Size([4, 8]), 1.0, 0.0)
+    """
+    inv_freq = ROPE_BASE ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+    angles = torch.outer(torch.arange(seq_len, dtype=torch.float64), inv_freq)
+    angles = torch.cat([angles, angles], dim=-1)
+    return angles.cos().to(device, dtype), angles.sin().to(device, dtype)
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate (..., T, head_dim) queries/keys by position (norm-preserving, so scale-neutral).
+
+    Example:
+        >>> x = torch.randn(1, 1, 4, 8)
+        >>> cos, sin = rope_tables(4, 8, x.device, x.dtype)
+        >>> torch.allclose(apply_rope(x, cos, sin).norm(dim=-1), x.norm(dim=-1))
+        True
+    """
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    rotated = torch.cat([-x2, x1], dim=-1)
+    return x * cos + rotated * sin
+
+
+class RopeCache(nn.Module):
+    """Lazily built RoPE tables (not buffers: a meta-device build must not hold stale tables).
+
+    Example:
+        >>> cos, sin = RopeCache(8)(4, torch.device("cpu"), torch.float32)
+        >>> cos.shape
+        torch.Size([4, 8])
+    """
+
+    def __init__(self, head_dim: int) -> None:
+        super().__init__()
+        self.head_dim = head_dim
+        self._tables: dict[tuple[int, str, torch.dtype], tuple[Tensor, Tensor]] = {}
+
+    def forward(self, seq_len: int, device: torch.device, dtype: torch.dtype):
+        key = (seq_len, str(device), dtype)
+        if key not in self._tables:
+            self._tables[key] = rope_tables(seq_len, self.head_dim, device, dtype)
+        return self._tables[key]
+
+
+def make_norm(spec: ModelSpec) -> nn.Module:
+    """The non-parametric norm the spec asks for (same module in u-μP and SP).
+
+    Example:
+        >>> make_norm(ModelSpec(norm="layer")).__class__.__name__
+        'LayerNorm'
+    """
+    if spec.norm == "rms":
+        return RMSNorm()
+    if spec.norm == "layer":
+        return LayerNorm()
+    raise ValueError(f"norm must be 'rms' or 'layer', got {spec.norm!r}")
+
+
+def check_spec(spec: ModelSpec) -> None:
+    """Reject architecture values the factory does not build (the YAML loader checks first).
+
+    Example:
+        >>> check_spec(ModelSpec())
+    """
+    if spec.ffn not in ("swiglu", "gelu"):
+        raise ValueError(f"ffn must be 'swiglu' or 'gelu', got {spec.ffn!r}")
+    if spec.pos not in ("rope", "none"):
+        raise ValueError(f"pos must be 'rope' or 'none', got {spec.pos!r}")
+    if spec.norm not in ("rms", "layer"):
+        raise ValueError(f"norm must be 'rms' or 'layer', got {spec.norm!r}")
+    if spec.pos == "rope" and spec.head_dim % 2:
+        raise ValueError(f"rope needs an even head_dim, got {spec.head_dim}")
+
+
+def split_heads(qkv: Tensor, n_heads: int) -> tuple[Tensor, Tensor, Tensor]:
+    """(B, T, 3·W) fused projections → q, k, v of shape (B, H, T, d_head) ("b t (z h d)").
+
+    Example:
+        >>> q, k, v = split_heads(torch.randn(2, 5, 3 * 8), n_heads=2)
+        >>> q.shape
+        torch.Size([2, 2, 5, 4])
+    """
+    b, t, three_w = qkv.shape
+    d_head = three_w // (3 * n_heads)
+    q, k, v = qkv.view(b, t, 3, n_heads, d_head).permute(2, 0, 3, 1, 4).unbind(0)
+    return q, k, v
+
+
+def merge_heads(x: Tensor) -> Tensor:
+    """(B, H, T, d_head) → (B, T, H·d_head).
+
+    Example:
+        >>> merge_heads(torch.randn(2, 3, 5, 4)).shape
+        torch.Size([2, 5, 12])
+    """
+    b, h, t, d = x.shape
+    return x.transpose(1, 2).reshape(b, t, h * d)
+
+
+def causal_logit_rms(q: Tensor, k: Tensor, scale: float) -> float:
+    """RMS of the causal (unmasked) attention logits q·kᵀ·scale, for coord checks.
+
+    Example:
+        >>> causal_logit_rms(torch.ones(1, 1, 3, 2), torch.ones(1, 1, 3, 2), 0.5)
+        1.0
+    """
+    t = q.shape[-2]
+    logits = (q @ k.transpose(-1, -2)) * scale
+    mask = torch.ones(t, t, dtype=torch.bool, device=q.device).tril()
+    return float(logits[..., mask].float().pow(2).mean().sqrt())

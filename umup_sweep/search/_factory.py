@@ -1,0 +1,34 @@
+"""`make_strategy`: the strategy a sweep names."""
+
+from __future__ import annotations
+
+from umup_sweep.config import SweepSpec
+from umup_sweep.search._base import BaseStrategy
+from umup_sweep.search._grid import GridStrategy
+from umup_sweep.search._independent import IndependentStrategy
+from umup_sweep.search._random import RandomStrategy
+from umup_sweep.search._tpe import TPEStrategy
+
+__all__ = ["STRATEGIES", "make_strategy"]
+
+STRATEGIES: dict[str, type[BaseStrategy]] = {
+    "grid": GridStrategy,
+    "independent": IndependentStrategy,
+    "random": RandomStrategy,
+    "tpe": TPEStrategy,
+}
+
+
+def make_strategy(sweep: SweepSpec, data_fingerprint: str = "") -> BaseStrategy:
+    """The strategy `sweep.strategy` names, bound to the sweep and the corpus fingerprint.
+
+    Example:
+        >>> strategy = make_strategy(load_sweep("sweeps/smoke.yaml"), "fp")  # doctest: +SKIP
+        >>> type(strategy).__name__  # doctest: +SKIP
+        'GridStrategy'
+    """
+    try:
+        cls = STRATEGIES[sweep.strategy]
+    except KeyError:
+        raise ValueError(f"unknown strategy {sweep.strategy!r}") from None
+    return cls(sweep, data_fingerprint)

@@ -53,3 +53,7 @@ def main() -> None:
         if isinstance(exc, click.exceptions.Abort):
             sys.exit(1)
         raise
+
+
+if __name__ == "__main__":
+    main()

@@ -5,6 +5,28 @@ one line that names the file, the key and what would have been accepted. Keys fo
 W&B sweep conventions where they fit (`method` is accepted for `strategy`, `parameters` for
 `hyperparameters`, `metric` may be `{name:, goal: minimize}`).
 
+Sweep keys (all optional unless marked):
+    name            run folder name (default: file stem); letters, digits, . _ - only
+    proxy*          proxy YAML path (next to the sweep file, the CWD, or one folder up) or an
+                    inline mapping {name, base: ModelSpec keys, widths, depths}
+    widths, depths, parametrization, model
+                    override the family's widths/depths, parametrization, other base keys
+    seeds           list of ints (default [0])
+    strategy        grid | independent | random | tpe (alias: method; default grid)
+    hyperparameters* (alias: parameters) per HP in spec.HP_NAMES: a list, {values: [...]},
+                    {log2_range: [lo, hi], step: 1}, or {distribution: log_uniform_values |
+                    uniform, min, max}; values > 0 (weight_decay >= 0)
+    defaults        values of the HPs not swept (else proxy base, else spec.HP_DEFAULTS)
+    train, data     TrainSpec / DataSpec keys (lr and weight_decay go in defaults)
+    metric          val_loss | final_train_loss, or {name:, goal: minimize}
+    divergence      {max_loss: x} (= train.diverge_loss)
+    execution       {executor: ray|serial, max_concurrent, cpus_per_trial, gpus_per_trial,
+                    address, max_failures}
+    storage         {run_dir, url};  analysis: {tolerance}
+    budget          configurations per proxy (random/tpe only, required there)
+    strategy_options  per strategy, see STRATEGY_OPTIONS
+    description     free text
+
 Example:
     >>> from umup_sweep.config_load import load_sweep, sweep_to_dict
     >>> sweep = load_sweep("sweeps/smoke.yaml")  # doctest: +SKIP
@@ -23,7 +45,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,6 +66,7 @@ __all__ = [
     "STRATEGY_OPTIONS",
     "load_proxy_family",
     "load_sweep",
+    "parse_overrides",
     "read_yaml",
     "sweep_hash",
     "sweep_to_dict",
@@ -297,8 +320,29 @@ def _hp_name(name: Any, source: str, key: str) -> str:
 # YAML reading
 
 
+class _SafeUniqueLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` (no Python tags) that also refuses duplicate keys, which plain YAML
+    loading silently resolves to the last one."""
+
+
+def _unique_mapping(loader: _SafeUniqueLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if key in seen and key != "<<":
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+_SafeUniqueLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def read_yaml(path: str | Path) -> Any:
-    """`yaml.safe_load` a file; a missing file or syntax error → ConfigError with the line."""
+    """Safe-load a YAML file (`yaml.SafeLoader`, duplicate keys refused); a missing file or a
+    syntax error → ConfigError with the line."""
     source = str(path)
     try:
         text = Path(path).read_text()
@@ -307,12 +351,13 @@ def read_yaml(path: str | Path) -> Any:
     except OSError as exc:
         raise ConfigError(source, "", f"cannot read file: {exc.strerror}") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_SafeUniqueLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, "", " ".join(f"YAML syntax error{where}: {problem}".split()))
+        msg = " ".join(f"YAML syntax error{where}: {problem}".split())
+        raise ConfigError(source, "", msg) from None
 
 
 def _document(data: Any, source: str, what: str) -> dict[str, Any]:
@@ -605,13 +650,34 @@ def _merge(
             node = out.get(head)
             out[head] = _merge(node if isinstance(node, dict) else {}, {rest: v}, path + (head,))
         elif (
-            isinstance(v, Mapping)
-            and isinstance(out.get(k), dict)
-            and path != ("hyperparameters",)
+            isinstance(v, Mapping) and isinstance(out.get(k), dict) and path != ("hyperparameters",)
         ):
             out[k] = _merge(out[k], v, path + (k,))
         else:
             out[k] = copy.deepcopy(v)
+    return out
+
+
+def parse_overrides(items: Sequence[str], source: str = "--set") -> dict[str, Any]:
+    """``["train.steps=50", "widths=[32, 64]"]`` → ``{"train.steps": 50, "widths": [32, 64]}``.
+
+    Values are read as YAML (so numbers, lists and null come out typed), for `load_sweep`'s
+    `overrides`; a malformed item raises ConfigError naming it.
+
+    Example:
+        >>> parse_overrides(["execution.max_concurrent=4", "storage.url=null"])
+        {'execution.max_concurrent': 4, 'storage.url': None}
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key):
+            raise ConfigError(source, item, "expected dotted.key=value, e.g. train.steps=50")
+        try:
+            out[key] = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            raise ConfigError(source, key, f"value is not valid YAML: {text!r}") from None
     return out
 
 
@@ -637,6 +703,13 @@ def load_sweep(
 
     Raises:
         ConfigError: one line naming the file, the dotted key and what was expected.
+
+    Example:
+        >>> proxy = {"base": {"head_dim": 16}, "widths": [32, 64], "depths": [1]}
+        >>> s = load_sweep({"name": "demo", "proxy": proxy, "hyperparameters": {
+        ...     "lr": {"log2_range": [-2, 1]}}}, overrides={"train.steps": 50})
+        >>> s.hyperparameters["lr"].values, s.train.steps, len(s.family.specs())
+        ((0.25, 0.5, 1.0, 2.0), 50, 2)
     """
     if isinstance(path, Mapping):
         source = "<inline>"
@@ -677,7 +750,10 @@ def _sweep_from_mapping(data: dict[str, Any], source: str) -> SweepSpec:
         found = _resolve_proxy_path(proxy, source)
         if found is None:
             raise _fail(
-                source, "proxy", "proxy file not found (looked next to the sweep file, in the CWD and one folder up)", proxy
+                source,
+                "proxy",
+                "proxy file not found (looked next to the sweep file, in the CWD, one folder up)",
+                proxy,
             )
         family = load_proxy_family(found)
     elif isinstance(proxy, Mapping):
@@ -869,6 +945,14 @@ def sweep_hash(sweep: SweepSpec) -> str:
 
     Two sweeps with the same hash propose the same trials from the same results, so a run
     directory may be resumed with either; a different hash under the same name is refused.
+
+    Example:
+        >>> proxy = {"base": {"head_dim": 16}, "widths": [32], "depths": [1]}
+        >>> a = load_sweep({"name": "a", "proxy": proxy, "hyperparameters": {"lr": [1, 2]}})
+        >>> b = load_sweep({"name": "a", "proxy": proxy, "hyperparameters": {"lr": [1, 2]},
+        ...                 "execution": {"max_concurrent": 8}})
+        >>> sweep_hash(a) == sweep_hash(b)
+        True
     """
     d = sweep_to_dict(sweep)
     for k in ("name", "execution", "storage", "analysis"):

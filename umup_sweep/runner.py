@@ -9,6 +9,7 @@ in an earlier run are tried again; a trial that failed in this run is not.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import traceback
@@ -134,6 +135,12 @@ def run_sweep(
     """
     start = time.monotonic()
     console = Console(stderr=True)
+    if sweep.execution.gpus_per_trial > 0 and sweep.train.device == "cpu":
+        console.print(
+            "warning: execution.gpus_per_trial > 0 but train.device is cpu: the trials will "
+            "reserve GPUs without using them (set train.device: cuda)",
+            highlight=False,
+        )
     store = RunStore.open(sweep, force=force)
     n_resumed = int(store.results()["status"].isin(("ok", "diverged")).sum())
     owns_executor = not isinstance(executor, BaseExecutor)
@@ -147,26 +154,23 @@ def run_sweep(
         else:
             execution = sweep.execution
             if executor is not None:
-                import dataclasses
-
                 execution = dataclasses.replace(execution, executor=executor)  # type: ignore[arg-type]
             ex = make_executor(execution, trial_fn, address=address, verbose=verbose)
         with _progress(console, progress) as bar:
             loop.run(strategy, ex, sweep.execution.max_concurrent, bar)
+        store.export()
+        analysis_error = _analyze(store.run_dir, verbose, console) if analyze else None
     except KeyboardInterrupt:
         if ex is not None and owns_executor:
             ex.close()
             ex = None
         store.export()
-        store.close()
         summary = _summary(store, sweep, loop.n_new, n_resumed, start, interrupted=True)
         raise SweepInterrupted(summary) from None
     finally:
         if ex is not None and owns_executor:
             ex.close()
         store.close()
-    store.export()
-    analysis_error = _analyze(store.run_dir, verbose, console) if analyze else None
     summary = _summary(store, sweep, loop.n_new, n_resumed, start)
     summary.analysis_error = analysis_error
     return summary
@@ -272,12 +276,10 @@ def _trial_line(spec: TrialSpec, result: TrialResult, metric: str) -> str:
 
 
 def _analyze(run_dir: Path, verbose: bool, console: Console) -> str | None:
-    """Run the transfer analysis if that module is installed; a failure is reported, not fatal
-    (the trials are already saved; `umup-sweep plot` retries it)."""
-    try:
-        from umup_sweep.analysis import analyze_run  # type: ignore[attr-defined]
-    except ImportError:
-        return "umup_sweep.analysis.analyze_run is not available"
+    """Run the transfer analysis (writes transfer.json); a failure is reported, not fatal:
+    the trials are already saved and `umup-sweep plot` retries it."""
+    from umup_sweep.analysis import analyze_run
+
     try:
         analyze_run(run_dir)
     except Exception as exc:

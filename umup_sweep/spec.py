@@ -117,7 +117,9 @@ class TrainSpec:
     eval_every: int = 0  # 0: evaluate only at the end
     diverge_loss: float = 10.0  # loss above this (or NaN/inf) marks the trial diverged
     threads: int = 1
-    device: str = "cpu"
+    device: str = "cpu"  # cpu | cuda | cuda:N | auto (resolved before the trial starts)
+    precision: Literal["fp32", "bf16", "fp8_sim"] = "fp32"
+    compile: bool = False  # torch.compile the model (worth it for long GPU trials)
 
 
 @dataclass(frozen=True)

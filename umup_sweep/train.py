@@ -16,7 +16,9 @@ import time
 import torch
 
 from umup_sweep.data import load_corpus
+from umup_sweep.device import resolve_device
 from umup_sweep.models import build_model, count_params, make_optimizer
+from umup_sweep.precision import PrecisionPolicy, make_precision_aware, use_precision
 from umup_sweep.spec import TrainSpec, TrialResult, TrialSpec
 
 
@@ -53,13 +55,19 @@ def _is_diverged(loss: float, train: TrainSpec) -> bool:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
-    """Mean loss of `model` over fixed validation batches."""
+def evaluate(
+    model: torch.nn.Module,
+    batches: list[tuple[torch.Tensor, torch.Tensor]],
+    policy: PrecisionPolicy | None = None,
+) -> float:
+    """Mean loss of `model` over fixed validation batches (in the trial's precision)."""
     was_training = model.training
     model.eval()
     total = 0.0
+    policy = policy or PrecisionPolicy("fp32")
     for x, y in batches:
-        total += float(model.compute_loss(model(x), y))
+        with use_precision(policy, x.device):
+            total += float(model.compute_loss(model(x), y))
     model.train(was_training)
     return total / max(1, len(batches))
 
@@ -84,7 +92,8 @@ def run_trial(spec: TrialSpec) -> TrialResult:
     train = spec.train
     torch.set_num_threads(max(1, int(train.threads)))
     torch.manual_seed(spec.seed)
-    device = torch.device(train.device)
+    device = resolve_device(train.device)
+    policy = PrecisionPolicy(train.precision)
     corpus = load_corpus(spec.data)
     corpus.require(spec.model.seq_len)
     if corpus.vocab_size > spec.model.vocab_size:
@@ -94,8 +103,9 @@ def run_trial(spec: TrialSpec) -> TrialResult:
             f"corpus {corpus.name} has vocab {corpus.vocab_size} but the model's vocab_size is "
             f"{spec.model.vocab_size}"
         )
-    model = build_model(spec.model).to(device)
+    model = make_precision_aware(build_model(spec.model)).to(device)
     model.train()
+    forward = torch.compile(model) if train.compile else model
     optimizer = make_optimizer(
         model,
         lr=train.lr,
@@ -122,8 +132,9 @@ def run_trial(spec: TrialSpec) -> TrialResult:
             group["lr"] = base_lr * factor
         x, y = corpus.batch("train", train.batch_size, seq_len, generator)
         x, y = x.to(device), y.to(device)
-        loss = model.compute_loss(model(x), y)
-        loss_value = float(loss)
+        with use_precision(policy, device):
+            loss = model.compute_loss(forward(x), y)
+        loss_value = float(loss.detach())
         if _is_diverged(loss_value, train):
             curve.append((step, loss_value, None))
             status = "diverged"
@@ -135,7 +146,7 @@ def run_trial(spec: TrialSpec) -> TrialResult:
         optimizer.step()
         val = None
         if train.eval_every and (step + 1) % train.eval_every == 0 and step + 1 < train.steps:
-            val = evaluate(model, val_batches)
+            val = evaluate(model, val_batches, policy)
         curve.append((step, loss_value, val))
     wall_s = time.perf_counter() - start
     steps_done = len(curve)
@@ -146,7 +157,7 @@ def run_trial(spec: TrialSpec) -> TrialResult:
     if status == "ok":
         window = [row[1] for row in curve[-max(1, train.final_window) :]]
         final_train = sum(window) / len(window)
-        val_loss = evaluate(model, val_batches)
+        val_loss = evaluate(model, val_batches, policy)
         if _is_diverged(val_loss, train):
             status = "diverged"
         curve[-1] = (curve[-1][0], curve[-1][1], val_loss)

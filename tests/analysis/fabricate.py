@@ -71,13 +71,42 @@ def make_trials(
                         }
                     )
     df = pd.DataFrame(rows)
-    return df[["trial_key", "stage", "parametrization", "width", "depth", "seed", *HP_NAMES,
-               *[c for c in df.columns if c not in {"trial_key", "stage", "parametrization",
-                                                    "width", "depth", "seed", *HP_NAMES}]]]
+    return df[
+        [
+            "trial_key",
+            "stage",
+            "parametrization",
+            "width",
+            "depth",
+            "seed",
+            *HP_NAMES,
+            *[
+                c
+                for c in df.columns
+                if c
+                not in {
+                    "trial_key",
+                    "stage",
+                    "parametrization",
+                    "width",
+                    "depth",
+                    "seed",
+                    *HP_NAMES,
+                }
+            ],
+        ]
+    ]
 
 
-def write_run(root: Path, name: str, trials: pd.DataFrame, swept=("lr",), tolerance=0.25,
-              base: dict | None = None, metric: str = "val_loss") -> Path:
+def write_run(
+    root: Path,
+    name: str,
+    trials: pd.DataFrame,
+    swept=("lr",),
+    tolerance=0.25,
+    base: dict | None = None,
+    metric: str = "val_loss",
+) -> Path:
     """A run directory with sweep.yaml and trials.csv as the driver writes them."""
     run = root / name
     run.mkdir(parents=True)
@@ -98,5 +127,3 @@ def write_run(root: Path, name: str, trials: pd.DataFrame, swept=("lr",), tolera
     (run / "sweep.yaml").write_text(yaml.safe_dump(sweep))
     trials.to_csv(run / "trials.csv", index=False)
     return run
-
-

@@ -39,9 +39,22 @@ def test_bowl_recovers_exact_parameters_two_axes():
     fit = fit_moving_bowl(np.array(xs), np.array(ys), np.array(ps), np.array(us))
     assert fit.centre == pytest.approx(-0.7, abs=1e-6)
     assert fit.drift == pytest.approx((0.3, -0.8), abs=1e-6)
-    assert fit.curvature == pytest.approx(0.04, rel=1e-6)
+    assert fit.curvature == pytest.approx((0.04,) * 5, rel=1e-6)
     assert fit.offsets == pytest.approx([3.0 - 0.1 * p for p in range(5)], abs=1e-6)
     assert fit.optimum_at([2, 1]) == pytest.approx(-0.7 + 0.6 - 0.8, abs=1e-6)
+
+
+def test_bowl_per_proxy_curvature_and_shared_fallback():
+    x = np.tile(np.arange(-3.0, 4.0), 3)
+    p = np.repeat(np.arange(3), 7)
+    b = np.array([0.01, 0.05, 0.2])[p]  # sharper bowls at larger proxies
+    y = 2.0 + b * (x - (0.5 - 0.7 * p)) ** 2
+    fit = fit_moving_bowl(x, y, p, p[:, None].astype(float))
+    assert fit.curvature == pytest.approx((0.01, 0.05, 0.2), rel=1e-6)
+    assert fit.drift[0] == pytest.approx(-0.7, abs=1e-6)
+    shared = fit_moving_bowl(x, y, p, p[:, None].astype(float), per_proxy_curvature=False)
+    assert len(shared.curvature) == 1
+    assert shared.rss > fit.rss + 1e-6  # the misspecified shared model fits worse
 
 
 def test_bowl_standard_error_is_calibrated():

@@ -118,3 +118,6 @@ def test_ray_results_timeout_returns_while_busy(ray_session, tmp_path):
         assert [r.status for _, r in ex.results()] == ["ok"]
     finally:
         ex.close()
+    import ray
+
+    assert ray.is_initialized()  # an executor never shuts down a Ray it did not start

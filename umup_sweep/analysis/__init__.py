@@ -16,9 +16,9 @@ from umup_sweep.analysis._coord import (
     write_coord_check,
 )
 from umup_sweep.analysis._fit import BowlFit, Parabola, fit_moving_bowl, fit_parabola
-from umup_sweep.analysis._plots import plot_runs
+from umup_sweep.analysis._plots import plot_runs, transfer_figure
 from umup_sweep.analysis._recommend import Recommendation, best_config, optimizer_groups, recommend
-from umup_sweep.analysis._report import write_report
+from umup_sweep.analysis._report import finalize_run, write_report
 from umup_sweep.analysis._run import RunData, load_run, load_trials
 from umup_sweep.analysis._transfer import (
     Drift,
@@ -46,6 +46,7 @@ __all__ = [
     "analyze_trials",
     "best_config",
     "coord_check",
+    "finalize_run",
     "fit_moving_bowl",
     "fit_parabola",
     "load_run",
@@ -54,6 +55,7 @@ __all__ = [
     "plot_coord_check",
     "plot_runs",
     "recommend",
+    "transfer_figure",
     "verdict_for",
     "write_coord_check",
     "write_report",

@@ -44,6 +44,7 @@ class CoordCheck:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (non-finite numbers as null)."""
+
         def clean(o: Any) -> Any:
             if isinstance(o, float):
                 return o if math.isfinite(o) else None
@@ -90,7 +91,7 @@ def measure(
     from umup_sweep.models import activation_rms, build_model, make_optimizer
 
     torch.manual_seed(seed)
-    model = build_model(spec)
+    model: Any = build_model(spec)
     opt = make_optimizer(model, lr=lr)
     probe_x, probe_y = batches[0]
     out: dict[str, dict[str, dict[str, float]]] = {}
@@ -169,7 +170,12 @@ def coord_check(
     for param in parametrizations:
         per_width = []
         for w in widths:
-            spec = dataclasses.replace(base, width=w, n_heads=None, parametrization=param)
+            spec = dataclasses.replace(
+                base,
+                width=w,
+                n_heads=None,
+                parametrization=param,  # type: ignore[arg-type]
+            )
             per_width.append(measure(spec, batches, steps, lrs[param], seed))
         rms[param] = {
             phase: {
@@ -183,8 +189,10 @@ def coord_check(
         }
     slopes = {
         param: {
-            phase: {kind: {n: _slope(widths, v) for n, v in layers.items()}
-                    for kind, layers in kinds.items()}
+            phase: {
+                kind: {n: _slope(widths, v) for n, v in layers.items()}
+                for kind, layers in kinds.items()
+            }
             for phase, kinds in phases.items()
         }
         for param, phases in rms.items()
@@ -198,8 +206,13 @@ def coord_check(
         if math.isfinite(s) and s > threshold
     ]
     return CoordCheck(
-        family=family.name, widths=widths, steps=steps,
-        lr={p: lrs[p] for p in parametrizations}, threshold=threshold, rms=rms, slopes=slopes,
+        family=family.name,
+        widths=widths,
+        steps=steps,
+        lr={p: lrs[p] for p in parametrizations},
+        threshold=threshold,
+        rms=rms,
+        slopes=slopes,
         flags=flags,
     )
 
@@ -207,8 +220,12 @@ def coord_check(
 def _layer_colour(name: str) -> str:
     """One colour per kind of layer so lines of the same kind read as a family."""
     for pattern, colour in (
-        (r"emb", "tab:blue"), (r"attn.*(logit|score)", "tab:purple"), (r"attn", "tab:orange"),
-        (r"(ffn|mlp)", "tab:green"), (r"norm", "tab:gray"), (r"(head|readout|logit|lm)", "tab:red"),
+        (r"emb", "tab:blue"),
+        (r"attn.*(logit|score)", "tab:purple"),
+        (r"attn", "tab:orange"),
+        (r"(ffn|mlp)", "tab:green"),
+        (r"norm", "tab:gray"),
+        (r"(head|readout|logit|lm)", "tab:red"),
         (r"block", "tab:brown"),
     ):
         if re.search(pattern, name):
@@ -216,8 +233,9 @@ def _layer_colour(name: str) -> str:
     return "black"
 
 
-def plot_coord_check(cc: CoordCheck, out_dir: str | Path,
-                     formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
+def plot_coord_check(
+    cc: CoordCheck, out_dir: str | Path, formats: tuple[str, ...] = ("png", "svg")
+) -> list[Path]:
     """Write `coord_check_<kind>.png/.svg`: rows init/trained, one column per parametrization."""
     import matplotlib
 
@@ -231,8 +249,9 @@ def plot_coord_check(cc: CoordCheck, out_dir: str | Path,
     params = list(cc.rms)
     lx = np.log2(cc.widths)
     for kind in KINDS:
-        fig, axes = plt.subplots(2, len(params), figsize=(6.2 * len(params), 8), squeeze=False,
-                                 sharex=True)
+        fig, axes = plt.subplots(
+            2, len(params), figsize=(6.2 * len(params), 8), squeeze=False, sharex=True
+        )
         for j, param in enumerate(params):
             for i, phase in enumerate(PHASES):
                 ax = axes[i, j]
@@ -243,26 +262,47 @@ def plot_coord_check(cc: CoordCheck, out_dir: str | Path,
                         y = np.log2(v)
                     slope = cc.slopes[param][phase][kind][name]
                     flagged = math.isfinite(slope) and slope > cc.threshold
-                    ax.plot(lx, y, "-o" if flagged else "-", color=_layer_colour(name),
-                            lw=2.2 if flagged else 0.9, ms=3, alpha=1.0 if flagged else 0.6,
-                            label=name if flagged else None)
+                    ax.plot(
+                        lx,
+                        y,
+                        "-o" if flagged else "-",
+                        color=_layer_colour(name),
+                        lw=2.2 if flagged else 0.9,
+                        ms=3,
+                        alpha=1.0 if flagged else 0.6,
+                        label=f"{name} ↑" if flagged else name,
+                    )
                 ax.axhline(0.0, color="black", lw=0.6, ls=":")
                 n_flag = sum(
-                    1 for f in cc.flags
+                    1
+                    for f in cc.flags
                     if (f["parametrization"], f["phase"], f["kind"]) == (param, phase, kind)
                 )
-                when = "at init" if phase == "init" else f"after {cc.steps} steps (lr {cc.lr[param]:g})"
+                when = (
+                    "at init"
+                    if phase == "init"
+                    else f"after {cc.steps} steps (lr {cc.lr[param]:g})"
+                )
                 label = {"umup": "u-μP", "sp": "SP"}.get(param, param)
-                ax.set_title(f"{label} {kind} {when}\n{n_flag} of {len(layers)} grow faster than "
-                             f"{cc.threshold:g} log2/doubling", fontsize=10)
+                ax.set_title(
+                    f"{label} {kind} {when}\n{n_flag} of {len(layers)} grow faster than "
+                    f"{cc.threshold:g} log2/doubling",
+                    fontsize=10,
+                )
                 ax.xaxis.set_major_locator(FixedLocator(list(lx)))
-                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{2 ** v:.0f}"))
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{2**v:.0f}"))
                 ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"$2^{{{v:g}}}$"))
                 ax.set_xlabel("width (log2 axis)")
                 ax.set_ylabel(f"RMS of {kind}")
                 ax.grid(alpha=0.3)
-                if n_flag and n_flag <= 12:
-                    ax.legend(fontsize=7, loc="best", title="growing", title_fontsize=7)
+                if len(layers) <= 16:
+                    ax.legend(
+                        fontsize=6.5,
+                        loc="best",
+                        ncol=2 if len(layers) > 8 else 1,
+                        title="↑ grows with width",
+                        title_fontsize=6.5,
+                    )
         fig.tight_layout()
         for fmt in formats:
             path = out / f"coord_check_{kind}.{fmt}"

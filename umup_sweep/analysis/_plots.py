@@ -10,6 +10,7 @@ so `plot_runs([umup_run, sp_run])` gives the side-by-side u-μP vs SP figure.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -19,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import transforms  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter  # noqa: E402
 
 from umup_sweep.analysis._run import PLOTS_DIR  # noqa: E402
@@ -57,7 +59,8 @@ def _ylim(res: HPTransfer) -> tuple[float, float]:
             continue
         lows.append(min(mins))
         near += [
-            c.max for c in p.curve
+            c.max
+            for c in p.curve
             if c.max is not None and abs(c.log2 - p.grid_optimum_log2) <= 2.01
         ]
     if not lows:
@@ -79,23 +82,60 @@ def _curves_panel(ax: Axes, res: HPTransfer, title: str) -> None:
         xs = np.array([c.log2 for c in pts])
         xs_all += [c.log2 for c in p.curve]
         if len(pts):
-            ax.plot(xs, [c.mean for c in pts], "-", color=colour, lw=1.8,
-                    label=_proxy_label(p, res.axes))
-            ax.fill_between(xs, [c.min for c in pts], [c.max for c in pts], color=colour,
-                            alpha=0.18, lw=0)
+            ax.plot(
+                xs,
+                np.array([c.mean for c in pts], dtype=float),
+                "-",
+                color=colour,
+                lw=1.8,
+                label=_proxy_label(p, res.axes),
+            )
+            ax.fill_between(
+                xs,
+                np.array([c.min for c in pts], dtype=float),
+                np.array([c.max for c in pts], dtype=float),
+                color=colour,
+                alpha=0.18,
+                lw=0,
+            )
         if p.grid_optimum_log2 is not None and p.best_loss is not None:
-            ax.plot([p.grid_optimum_log2], [p.best_loss], "o", color=colour, ms=7, mec="black",
-                    mew=0.8, zorder=5)
+            ax.plot(
+                [p.grid_optimum_log2],
+                [p.best_loss],
+                "o",
+                color=colour,
+                ms=7,
+                mec="black",
+                mew=0.8,
+                zorder=5,
+            )
         if p.fit_optimum_log2 is not None and p.fit_method == "parabola":
             ax.axvline(p.fit_optimum_log2, color=colour, ls="--", lw=1.0, alpha=0.9)
         div = [c.log2 for c in p.curve if c.n_diverged]
         if div:
-            ax.plot(div, [0.985 - 0.025 * i] * len(div), "x", color=colour, ms=8, mew=2,
-                    transform=top_edge, clip_on=False, zorder=6)
+            ax.plot(
+                div,
+                [0.985 - 0.025 * i] * len(div),
+                "x",
+                color=colour,
+                ms=8,
+                mew=2,
+                transform=top_edge,
+                clip_on=False,
+                zorder=6,
+            )
         offplot = [c.log2 for c in pts if c.mean is not None and c.mean > yhi]
         if offplot:
-            ax.plot(offplot, [0.985 - 0.025 * i] * len(offplot), "^", color=colour, ms=5,
-                    transform=top_edge, clip_on=False, alpha=0.7)
+            ax.plot(
+                offplot,
+                [0.985 - 0.025 * i] * len(offplot),
+                "^",
+                color=colour,
+                ms=5,
+                transform=top_edge,
+                clip_on=False,
+                alpha=0.7,
+            )
     ax.set_ylim(ylo, yhi)
     ticks = sorted({round(x) for x in xs_all})
     ax.xaxis.set_major_locator(FixedLocator(ticks))
@@ -111,8 +151,9 @@ def _curves_panel(ax: Axes, res: HPTransfer, title: str) -> None:
         plt.Line2D([], [], marker="^", ls="", color="grey"),
     ]
     labels += ["grid best", "fitted optimum", "diverged", "mean above view"]
-    ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-              borderaxespad=0.0)
+    ax.legend(
+        handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0
+    )
 
 
 def _drift_panel(ax: Axes, res: HPTransfer) -> None:
@@ -126,13 +167,24 @@ def _drift_panel(ax: Axes, res: HPTransfer) -> None:
     if res.centre_log2 is not None and axis in res.drift:
         d = res.drift[axis]
         grid = np.linspace(min(u.min(initial=0), 0), max(u.max(initial=1), 1), 20)
-        ax.plot(grid, res.centre_log2 + d.slope * grid, "-", color="tab:red",
-                label=f"fit: {d.slope:+.2f} ± {d.se:.2f} per doubling")
-        ax.fill_between(grid, res.centre_log2 - res.tolerance * grid,
-                        res.centre_log2 + res.tolerance * grid, color="tab:green", alpha=0.15,
-                        label=f"±{res.tolerance:g} per doubling (transfers)")
-    ax.set_xticks(u)
-    ax.set_xticklabels([str(getattr(p, axis)) for p in pts])
+        ax.plot(
+            grid,
+            res.centre_log2 + d.slope * grid,
+            "-",
+            color="tab:red",
+            label=f"fit: {d.slope:+.2f} ± {d.se:.2f} per doubling",
+        )
+        ax.fill_between(
+            grid,
+            res.centre_log2 - res.tolerance * grid,
+            res.centre_log2 + res.tolerance * grid,
+            color="tab:green",
+            alpha=0.15,
+            label=f"±{res.tolerance:g} per doubling (transfers)",
+        )
+    ticks = sorted({(float(v), getattr(p, axis)) for v, p in zip(u, pts, strict=True)})
+    ax.set_xticks([t for t, _ in ticks])
+    ax.set_xticklabels([str(label) for _, label in ticks])
     ax.yaxis.set_major_formatter(FuncFormatter(_pow2))
     ax.set_xlabel(f"{axis} (log2 axis)")
     ax.set_ylabel(f"best {res.hp}")
@@ -147,18 +199,30 @@ def _title(res: HPTransfer, run: str) -> str:
     return head + ("\n" + "drift " + ", ".join(parts) if parts else "")
 
 
-def plot_hp(
-    panels: list[tuple[str, HPTransfer]], metric: str, stem: Path, formats: tuple[str, ...]
-) -> list[Path]:
-    """Draw one figure for one HP: a column per (run name, analysis). Returns written files."""
+def transfer_figure(panels: list[tuple[str, HPTransfer]], metric: str) -> Figure:
+    """The figure for one HP: a column per (run name, analysis); curves on top, drift below.
+
+    Example:
+        >>> fig = transfer_figure([("lr_width", report.results["lr"]["umup"])], "val_loss")
+        ... # doctest: +SKIP
+    """
     ncol = len(panels)
-    fig, axes = plt.subplots(2, ncol, figsize=(8.2 * ncol, 7.6), squeeze=False,
-                             gridspec_kw={"height_ratios": [2.2, 1]})
+    fig, axes = plt.subplots(
+        2, ncol, figsize=(8.2 * ncol, 7.6), squeeze=False, gridspec_kw={"height_ratios": [2.2, 1]}
+    )
     for j, (run, res) in enumerate(panels):
         _curves_panel(axes[0, j], res, _title(res, run))
         axes[0, j].set_ylabel(metric)
         _drift_panel(axes[1, j], res)
     fig.tight_layout()
+    return fig
+
+
+def plot_hp(
+    panels: list[tuple[str, HPTransfer]], metric: str, stem: Path, formats: tuple[str, ...]
+) -> list[Path]:
+    """Draw `transfer_figure` and save it as ``stem.<fmt>`` for each format."""
+    fig = transfer_figure(panels, metric)
     stem.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for fmt in formats:
@@ -170,7 +234,7 @@ def plot_hp(
 
 
 def plot_runs(
-    runs: list[str | Path | TransferReport],
+    runs: Sequence[str | Path | TransferReport],
     out_dir: str | Path | None = None,
     formats: tuple[str, ...] = ("png", "svg"),
     tolerance: float | None = None,

@@ -27,7 +27,14 @@ from umup_sweep.spec import HP_NAMES, MODEL_HPS, ModelSpec
 
 MAX_EXTRAPOLATION_DOUBLINGS = 4  # beyond this the drift line is a guess, not a measurement
 TRAIN_KEYS_TO_CARRY = (
-    "optimizer", "beta1", "beta2", "eps", "warmup_frac", "schedule", "final_lr_frac", "grad_clip",
+    "optimizer",
+    "beta1",
+    "beta2",
+    "eps",
+    "warmup_frac",
+    "schedule",
+    "final_lr_frac",
+    "grad_clip",
 )
 
 
@@ -61,7 +68,11 @@ class Recommendation:
         """Write the YAML (the `paste` block as a literal block scalar)."""
         out = Path(path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(yaml.dump(self.to_dict(), Dumper=_Dumper, sort_keys=False, width=100))
+        out.write_text(
+            yaml.dump(
+                self.to_dict(), Dumper=_Dumper, sort_keys=False, width=100, allow_unicode=True
+            )
+        )
         return out
 
 
@@ -74,7 +85,13 @@ def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 
+def _list_presenter(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+    flow = all(isinstance(v, int | float) for v in data)  # shapes and short number lists
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
 _Dumper.add_representer(str, _str_presenter)
+_Dumper.add_representer(list, _list_presenter)
 
 
 def best_config(trials: pd.DataFrame, metric: str) -> tuple[dict[str, float], dict[str, Any]]:
@@ -86,8 +103,9 @@ def best_config(trials: pd.DataFrame, metric: str) -> tuple[dict[str, float], di
     Returns:
         (HP values, where it came from: width, depth, seeds, mean metric, stage).
     """
-    proxies = sorted({(int(w), int(d)) for w, d in zip(trials["width"], trials["depth"],
-                                                        strict=True)})
+    proxies = sorted(
+        {(int(w), int(d)) for w, d in zip(trials["width"], trials["depth"], strict=True)}
+    )
     for width, depth in reversed(proxies):
         sub = trials[(trials["width"] == width) & (trials["depth"] == depth)]
         scored = []
@@ -154,7 +172,7 @@ def optimizer_groups(spec: ModelSpec, lr: float, weight_decay: float) -> list[di
                     "tensors": 0,
                     "lr": g_lr,
                     "weight_decay": g_wd,
-                    "lr_x_weight_decay": g_lr * g_wd,
+                    "decay_per_step": g_lr * g_wd,
                 },
             )
             entry["tensors"] += 1
@@ -176,8 +194,13 @@ def _paste_block(spec: ModelSpec, hps: dict[str, float], train: dict[str, Any]) 
 
 
 def _carry_value(
-    hp: str, value: float, res: HPTransfer | None, src: dict[str, Any], target: dict[str, int],
-    warnings: list[str], param: str,
+    hp: str,
+    value: float,
+    res: HPTransfer | None,
+    src: dict[str, Any],
+    target: dict[str, int],
+    warnings: list[str],
+    param: str,
 ) -> tuple[float, dict[str, Any]]:
     """The target's value of one HP and the evidence behind it (extrapolating when it drifts)."""
     ev: dict[str, Any] = {"proxy_value": value}
@@ -192,12 +215,31 @@ def _carry_value(
         "optima_log2": [p.fit_optimum_log2 for p in res.per_proxy],
         "tolerance": res.tolerance,
     }
+    src_opt = next(
+        (p for p in res.per_proxy if (p.width, p.depth) == (src["width"], src["depth"])), None
+    )
+    if src_opt is not None and src_opt.at_edge:
+        warnings.append(
+            f"{hp}: the best value at {src['width']}x{src['depth']} is at the edge of the swept "
+            "range; the true optimum may lie beyond it: extend the grid"
+        )
     if not res.drift:
         warnings.append(f"{hp}: transfer not tested ({res.reason}); using the proxy value as is")
         return value, ev
     shift = sum(d.slope * math.log2(target[a] / src[a]) for a, d in res.drift.items())
     if res.verdict == "transfers" and param != "sp":
         ev["extrapolated"] = False
+        return value, ev
+    nonzero = any(d.ci[0] > 0 or d.ci[1] < 0 for d in res.drift.values())
+    if param != "sp" and not nonzero:
+        # Inconclusive and not distinguishable from zero: a noisy slope times many doublings
+        # would be a guess, so carry the value and say so.
+        ev["extrapolated"] = False
+        warnings.append(
+            f"{hp}: verdict '{res.verdict}' ({res.reason}); the drift is not distinguishable "
+            f"from zero, so {value:.4g} is carried as is (along the fit it would be "
+            f"{value * 2.0**shift:.4g}); add seeds or widths to decide"
+        )
         return value, ev
     new = value * 2.0**shift
     ev |= {"extrapolated": True, "shift_log2": shift}
@@ -252,15 +294,17 @@ def recommend(
         res = report.results.get(hp, {}).get(param)
         hps[hp], evidence[hp] = _carry_value(hp, hps[hp], res, src, target, warnings, param)
     if param == "sp" and not any("does NOT transfer" in w for w in warnings):
-        warnings.append("SP: the optimal LR does NOT transfer across width; the recommended lr is "
-                        "the proxy's and is likely too large for the target")
+        warnings.append(
+            "SP: the optimal LR does NOT transfer across width; the recommended lr is "
+            "the proxy's and is likely too large for the target"
+        )
     widest, deepest = int(run.trials["width"].max()), int(run.trials["depth"].max())
     for axis, big, tgt in (("width", widest, width), ("depth", deepest, depth)):
         if tgt > big and math.log2(tgt / big) > MAX_EXTRAPOLATION_DOUBLINGS:
             warnings.append(
                 f"target {axis} {tgt} is {math.log2(tgt / big):.1f} doublings beyond the largest "
                 f"proxy ({big}); more than {MAX_EXTRAPOLATION_DOUBLINGS} is an extrapolation: "
-                "add a wider proxy"
+                f"add a {'wider' if axis == 'width' else 'deeper'} proxy"
             )
     tested_axes = {a for r in report.results.values() for x in r.values() for a in x.drift}
     if "depth" not in tested_axes and depth not in set(run.trials["depth"]):
@@ -271,8 +315,12 @@ def recommend(
     base = run.base or ModelSpec(parametrization=param)  # type: ignore[arg-type]
     try:
         spec = dataclasses.replace(
-            base, width=width, depth=depth, n_heads=None, parametrization=param,
-            **{h: hps[h] for h in MODEL_HPS},
+            base,
+            width=width,
+            depth=depth,
+            n_heads=None,
+            parametrization=param,
+            **{h: hps[h] for h in MODEL_HPS},  # type: ignore[arg-type]
         )
     except ValueError as exc:
         raise UserError(f"target width {width}: {exc}") from None

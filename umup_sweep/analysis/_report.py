@@ -51,8 +51,9 @@ def _hp_section(res: HPTransfer, metric: str) -> list[str]:
     return lines
 
 
-def write_report(report: TransferReport, plots: list[Path] | None = None,
-                 out: str | Path | None = None) -> Path:
+def write_report(
+    report: TransferReport, plots: list[Path] | None = None, out: str | Path | None = None
+) -> Path:
     """Write `report.md` for an analysed run; returns its path.
 
     Args:
@@ -84,8 +85,9 @@ def write_report(report: TransferReport, plots: list[Path] | None = None,
     ]
     for row in report.rows():
         param = PARAM_LABEL.get(row["parametrization"], row["parametrization"])
-        lines.append(f"| {row['hp']} | {param} | {row['drift']} | **{row['verdict']}** "
-                     f"| {row['regret']} |")
+        lines.append(
+            f"| {row['hp']} | {param} | {row['drift']} | **{row['verdict']}** | {row['regret']} |"
+        )
     if not report.results:
         lines.append("| – | – | – | no HP swept over ≥ 3 values | – |")
     lines += ["", f"Machine-readable: [{TRANSFER_FILE}]({TRANSFER_FILE}).", ""]
@@ -128,3 +130,21 @@ def _relative(target: Path, start: Path) -> Path:
     import os
 
     return Path(os.path.relpath(target.resolve(), start.resolve()))
+
+
+def finalize_run(run_dir: str | Path, tolerance: float | None = None) -> TransferReport:
+    """Everything a finished run gets: `transfer.json`, `plots/`, `report.md`.
+
+    Meant for the end of `umup-sweep run` and for `umup-sweep report`.
+
+    Example:
+        >>> finalize_run("runs/lr_width").results["lr"]["umup"].verdict  # doctest: +SKIP
+        'transfers'
+    """
+    from umup_sweep.analysis._plots import plot_runs
+    from umup_sweep.analysis._transfer import analyze_run
+
+    report = analyze_run(run_dir, tolerance)
+    plots = [p for p in plot_runs([report]) if p.suffix == ".png"]
+    write_report(report, plots)
+    return report

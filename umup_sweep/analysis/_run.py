@@ -63,21 +63,33 @@ def _model_spec_from(mapping: Any) -> ModelSpec | None:
         return None
 
 
-def _find_base(sweep: dict[str, Any], sweep_path: Path) -> ModelSpec | None:
-    """The proxy base spec: via `config_load.load_sweep` when it works, else from the raw YAML."""
+def _load_spec(sweep_path: Path) -> Any:
+    """The validated SweepSpec via `config_load.load_sweep`, or None if it does not load (the
+    analysis then reads the few keys it needs from the raw YAML)."""
     try:
-        from umup_sweep.config_load import load_sweep  # type: ignore[attr-defined]
+        from umup_sweep.config_load import load_sweep
 
-        return load_sweep(sweep_path).family.base
-    except Exception:  # config_load missing or the sweep references files no longer there
-        pass
-    for key in ("family", "proxy", "proxies", "model"):
+        return load_sweep(sweep_path)
+    except Exception:  # an old/hand-written sweep.yaml, or files it references are gone
+        return None
+
+
+def _find_base(sweep: dict[str, Any]) -> ModelSpec | None:
+    """The proxy base spec from the raw YAML (`proxy:`/`family:` mapping with `base:`)."""
+    for key in ("proxy", "family", "proxies", "model"):
         node = sweep.get(key)
         if isinstance(node, dict):
             spec = _model_spec_from(node.get("base", node))
             if spec is not None:
                 return spec
     return None
+
+
+def _metric_name(value: Any) -> str | None:
+    """`metric: val_loss` or the W&B-style `metric: {name: val_loss, goal: minimize}`."""
+    if isinstance(value, dict):
+        value = value.get("name")
+    return str(value) if value else None
 
 
 def _swept_from_trials(trials: pd.DataFrame) -> tuple[str, ...]:
@@ -129,7 +141,7 @@ def load_run(run_dir: str | Path, metric: str | None = None) -> RunData:
 
     Example:
         >>> run = load_run("runs/lr_width")  # doctest: +SKIP
-        >>> run.swept
+        >>> run.swept  # doctest: +SKIP
         ('lr',)
     """
     path = Path(run_dir)
@@ -143,25 +155,30 @@ def load_run(run_dir: str | Path, metric: str | None = None) -> RunData:
         except yaml.YAMLError as exc:
             raise DataError(f"{sweep_path}: not valid YAML ({exc})") from exc
         sweep = loaded if isinstance(loaded, dict) else {}
-    metric = metric or str(sweep.get("metric") or "val_loss")
+    spec = _load_spec(sweep_path) if sweep else None
+    metric = metric or (spec.metric if spec else _metric_name(sweep.get("metric"))) or "val_loss"
     trials_path = path / TRIALS_FILE
     if not trials_path.exists():
         raise UserError(f"{path} has no trials yet: run `umup-sweep run <sweep.yaml>` first")
     trials = load_trials(trials_path, metric)
     if trials.empty:
         raise UserError(f"{path} has no trials yet: run `umup-sweep run <sweep.yaml>` first")
-    hps = sweep.get("hyperparameters")
-    swept = tuple(h for h in hps if h in HP_NAMES) if isinstance(hps, dict) else ()
-    swept = swept or _swept_from_trials(trials)
-    analysis = sweep.get("analysis") if isinstance(sweep.get("analysis"), dict) else {}
-    tolerance = float((analysis or {}).get("tolerance", DEFAULT_TOLERANCE))
+    if spec is not None:
+        swept: tuple[str, ...] = tuple(h for h in spec.swept if h in HP_NAMES)
+        tolerance, name, base = spec.analysis.tolerance, spec.name, spec.family.base
+    else:
+        hps = sweep.get("hyperparameters")
+        swept = tuple(h for h in hps if h in HP_NAMES) if isinstance(hps, dict) else ()
+        analysis = sweep.get("analysis") if isinstance(sweep.get("analysis"), dict) else {}
+        tolerance = float((analysis or {}).get("tolerance", DEFAULT_TOLERANCE))
+        name, base = str(sweep.get("name") or path.name), _find_base(sweep)
     return RunData(
         path=path,
-        name=str(sweep.get("name") or path.name),
+        name=name,
         metric=metric,
-        swept=swept,
-        tolerance=tolerance,
+        swept=swept or _swept_from_trials(trials),
+        tolerance=float(tolerance),
         trials=trials,
         sweep=sweep,
-        base=_find_base(sweep, sweep_path) if sweep else None,
+        base=base,
     )

@@ -23,6 +23,7 @@ from umup_sweep.analysis._run import TRANSFER_FILE, RunData, load_run
 from umup_sweep.spec import HP_NAMES
 
 Z = 2.0  # half-width of the interval in standard errors (≈95%)
+N_BOOT = 200  # parametric-bootstrap replicates for the drift's standard error
 AXES = ("width", "depth")
 _ROUND = 9  # significant digits used to decide two HP values are "the same grid point"
 
@@ -69,9 +70,11 @@ class Drift:
 
     axis: str
     slope: float
-    se: float
+    se: float  # the larger of the two below: what the verdict uses
     ci: tuple[float, float]
     verdict: str
+    se_wald: float | None = None  # from the joint fit's Jacobian
+    se_bootstrap: float | None = None  # from the parametric bootstrap of the whole procedure
 
 
 @dataclass
@@ -89,9 +92,10 @@ class HPTransfer:
     tolerance: float
     centre_log2: float | None = None
     centre_se: float | None = None
-    curvature: float | None = None
+    curvature: list[float] | None = None  # per proxy, loss per log2² from the optimum
     n_fit_points: int = 0
     regret: dict[str, Any] = field(default_factory=dict)
+    bootstrap: dict[str, Any] = field(default_factory=dict)
     loss_flags: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     n_ok: int = 0
@@ -252,10 +256,53 @@ def _eligible(p: CurvePoint) -> bool:
     return p.n_ok > 0 and 2 * p.n_ok >= p.n_ok + p.n_diverged
 
 
+@dataclass
+class _Points:
+    """The ok trials of one proxy's line as arrays, for the fits and the bootstrap."""
+
+    x: np.ndarray  # log2 HP per ok trial
+    y: np.ndarray  # metric per ok trial
+    seed: np.ndarray
+    grid: np.ndarray  # sorted distinct x with at least one ok trial
+    gidx: np.ndarray  # grid index of each trial
+    eligible: np.ndarray  # per grid point: may be the optimum (≥ half its seeds ok)
+
+    def means(self, y: np.ndarray) -> np.ndarray:
+        """Seed mean per grid point for metric values ``y`` (aligned with ``x``)."""
+        counts = np.bincount(self.gidx, minlength=len(self.grid))
+        return np.bincount(self.gidx, weights=y, minlength=len(self.grid)) / counts
+
+    def window(self, y: np.ndarray, window: int) -> tuple[int, np.ndarray]:
+        """Grid argmin of the seed means (eligible points only) and the mask of trials within
+        ``window`` grid points of it: the region where the loss is locally quadratic."""
+        means = np.where(self.eligible, self.means(y), np.inf)
+        i = int(np.argmin(means))
+        lo = self.grid[max(0, i - window)]
+        hi = self.grid[min(len(self.grid) - 1, i + window)]
+        return i, (self.x >= lo - 1e-12) & (self.x <= hi + 1e-12)
+
+
+def _points(line: pd.DataFrame, hp: str, metric: str, curve: list[CurvePoint]) -> _Points:
+    ok = line[(line["status"] == "ok") & line[metric].notna()]
+    x = np.log2(ok[hp].to_numpy(float))
+    x = np.array([float(f"{v:.{_ROUND}g}") for v in x])
+    with_ok = [c for c in curve if c.n_ok > 0]
+    grid = np.array([c.log2 for c in with_ok])
+    gidx = np.searchsorted(grid, x - 1e-9)
+    return _Points(
+        x=x,
+        y=ok[metric].to_numpy(float),
+        seed=ok["seed"].to_numpy(),
+        grid=grid,
+        gidx=gidx,
+        eligible=np.array([_eligible(c) for c in with_ok], dtype=bool),
+    )
+
+
 def _proxy_optimum(
     width: int, depth: int, line: pd.DataFrame, hp: str, metric: str, window: int
-) -> tuple[ProxyOptimum, pd.DataFrame]:
-    """Grid argmin and sub-grid parabola of one proxy; also the ok points used for fitting."""
+) -> tuple[ProxyOptimum, _Points, np.ndarray]:
+    """Grid argmin and sub-grid parabola of one proxy; also its points and the fit-window mask."""
     others = {h: float(line[h].iloc[0]) for h in HP_NAMES if h != hp}
     curve = _curve(line, hp, metric)
     counts = dict(
@@ -263,29 +310,27 @@ def _proxy_optimum(
         n_diverged=sum(p.n_diverged for p in curve),
         n_failed=sum(p.n_failed for p in curve),
     )
-    ok = line[(line["status"] == "ok") & line[metric].notna()].copy()
-    ok["x"] = np.log2(ok[hp].astype(float))
-    eligible = [p for p in curve if _eligible(p)]
-    if not eligible:
-        empty = ProxyOptimum(width, depth, others, curve, None, None, None, None, "none", None,
-                             None, False, **counts)
-        return empty, ok.iloc[0:0]
-    best = min(eligible, key=lambda p: p.mean if p.mean is not None else math.inf)
+    pts = _points(line, hp, metric, curve)
+    if not pts.eligible.any():
+        empty = ProxyOptimum(
+            width, depth, others, curve, None, None, None, None, "none", None, None, False, **counts
+        )
+        return empty, pts, np.zeros(len(pts.x), dtype=bool)
+    i, mask = pts.window(pts.y, window)
+    best = next(c for c in curve if c.n_ok > 0 and c.log2 == pts.grid[i])
     tested = [p.log2 for p in curve if p.n_ok + p.n_diverged > 0]
     at_edge = best.log2 == min(tested) or (
         best.log2 == max(tested) and all(p.n_diverged == 0 for p in curve)
     )
-    with_ok = [p.log2 for p in curve if p.n_ok > 0]
-    i = with_ok.index(best.log2)
-    lo, hi = with_ok[max(0, i - window)], with_ok[min(len(with_ok) - 1, i + window)]
-    pts = ok[(ok["x"] >= lo - 1e-12) & (ok["x"] <= hi + 1e-12)]
-    fit = fit_parabola(pts["x"].to_numpy(), pts[metric].to_numpy(float))
+    wx, wy, ws = pts.x[mask], pts.y[mask], pts.seed[mask]
+    lo, hi = float(wx.min()), float(wx.max())
+    fit = fit_parabola(wx, wy)
     method, fit_opt, fit_se = "grid", best.log2, None
     if fit is not None and fit.convex and lo - 1e-9 <= fit.optimum <= hi + 1e-9:
         method, fit_opt, fit_se = "parabola", fit.optimum, _opt(fit.optimum_se)
     seed_opts = []
-    for _, g in pts.groupby("seed"):
-        f = fit_parabola(g["x"].to_numpy(), g[metric].to_numpy(float))
+    for s in np.unique(ws):
+        f = fit_parabola(wx[ws == s], wy[ws == s])
         if f is not None and f.convex and lo <= f.optimum <= hi:
             seed_opts.append(f.optimum)
     spread = float(np.std(seed_opts)) if len(seed_opts) >= 2 else None
@@ -304,7 +349,7 @@ def _proxy_optimum(
         at_edge=bool(at_edge),
         **counts,
     )
-    return result, pts
+    return result, pts, mask
 
 
 def verdict_for(slope: float, se: float, tol: float) -> str:
@@ -336,7 +381,11 @@ def _loss_flags(per_proxy: list[ProxyOptimum], axes: list[str]) -> list[str]:
         for fixed, ps in groups.items():
             ps = sorted((p for p in ps if p.best_loss is not None), key=lambda p: getattr(p, axis))
             for a, b in zip(ps, ps[1:], strict=False):
-                if b.best_loss is not None and a.best_loss is not None and b.best_loss > a.best_loss:
+                if (
+                    b.best_loss is not None
+                    and a.best_loss is not None
+                    and b.best_loss > a.best_loss
+                ):
                     flags.append(
                         f"best loss got worse from {axis} {getattr(a, axis)} to {getattr(b, axis)}"
                         f" ({a.best_loss:.4f} → {b.best_loss:.4f}, {other} {fixed}): "
@@ -345,9 +394,11 @@ def _loss_flags(per_proxy: list[ProxyOptimum], axes: list[str]) -> list[str]:
     return flags
 
 
-def _regret(small: ProxyOptimum, big: ProxyOptimum, big_pts: pd.DataFrame, metric: str,
-            window: int) -> dict[str, Any]:
-    """Loss at the big proxy when using the small proxy's optimum, minus the big proxy's best."""
+def _regret(
+    small: ProxyOptimum, big: ProxyOptimum, big_pts: _Points, big_mask: np.ndarray
+) -> dict[str, Any]:
+    """Loss at the big proxy when using the small proxy's optimum, minus the big proxy's best:
+    on the grid (nearest grid point) and on the big proxy's fitted parabola when in range."""
     out: dict[str, Any] = {"from": f"{small.width}x{small.depth}", "to": f"{big.width}x{big.depth}"}
     if small.fit_optimum_log2 is None or big.best_loss is None:
         return out
@@ -356,14 +407,30 @@ def _regret(small: ProxyOptimum, big: ProxyOptimum, big_pts: pd.DataFrame, metri
     eligible = [p for p in big.curve if _eligible(p) and p.mean is not None]
     nearest = min(eligible, key=lambda p: abs(p.log2 - (small.grid_optimum_log2 or x_carry)))
     out["grid"] = float(nearest.mean - big.best_loss)  # type: ignore[operator]
-    fit = fit_parabola(big_pts["x"].to_numpy(), big_pts[metric].to_numpy(float))
-    if fit is not None and fit.convex and big_pts["x"].min() <= x_carry <= big_pts["x"].max():
+    wx, wy = big_pts.x[big_mask], big_pts.y[big_mask]
+    fit = fit_parabola(wx, wy)
+    if fit is not None and fit.convex and wx.min() <= x_carry <= wx.max():
         out["fit"] = float(fit(x_carry) - fit.min_value)
     return out
 
 
+@dataclass
+class _Usable:
+    """One proxy that takes part in the joint fit."""
+
+    opt: ProxyOptimum
+    pts: _Points
+    mask: np.ndarray
+    u: list[float]  # log2 doublings from the reference along each axis
+
+
 def analyze_hp(
-    df: pd.DataFrame, hp: str, metric: str, tolerance: float, window: int = 2
+    df: pd.DataFrame,
+    hp: str,
+    metric: str,
+    tolerance: float,
+    window: int = 2,
+    n_boot: int = N_BOOT,
 ) -> HPTransfer | None:
     """Transfer analysis of one HP within one parametrization's trials (None: HP not swept here).
 
@@ -374,6 +441,7 @@ def analyze_hp(
         tolerance: |drift| in log2 per doubling that still counts as transferring.
         window: grid points either side of each proxy's argmin used in the fits (quadratic
             only holds near the optimum).
+        n_boot: parametric-bootstrap replicates for the drift's standard error (0: Wald only).
     """
     lines = _pick_lines(df, hp, metric)
     if not lines:
@@ -381,67 +449,147 @@ def analyze_hp(
     param = str(df["parametrization"].iloc[0])
     axes = [a for a in AXES if len({proxy[AXES.index(a)] for proxy in lines}) > 1]
     reference = {"width": min(w for w, _ in lines), "depth": min(d for _, d in lines)}
-    per_proxy, fit_pts = [], []
+    per_proxy: list[ProxyOptimum] = []
+    usable: list[_Usable] = []
     notes: list[str] = []
     for (w, d), line in sorted(lines.items()):
-        opt, pts = _proxy_optimum(w, d, line, hp, metric, window)
+        opt, pts, mask = _proxy_optimum(w, d, line, hp, metric, window)
         per_proxy.append(opt)
-        fit_pts.append(pts)
         if opt.at_edge:
             notes.append(
                 f"{w}x{d}: the best {hp} is at the edge of the swept range; extend the grid"
             )
         if opt.fit_method == "none":
             notes.append(f"{w}x{d}: no usable trials (all diverged or failed)")
+        else:
+            u = [math.log2({"width": w, "depth": d}[a] / reference[a]) for a in axes]
+            usable.append(_Usable(opt, pts, mask, u))
     totals = {k: sum(getattr(p, k) for p in per_proxy) for k in ("n_ok", "n_diverged", "n_failed")}
     result = HPTransfer(
-        hp=hp, parametrization=param, axes=axes, reference=reference, per_proxy=per_proxy,
-        drift={}, verdict="inconclusive", reason="", tolerance=tolerance, notes=notes, **totals,
+        hp=hp,
+        parametrization=param,
+        axes=axes,
+        reference=reference,
+        per_proxy=per_proxy,
+        drift={},
+        verdict="inconclusive",
+        reason="",
+        tolerance=tolerance,
+        notes=notes,
+        **totals,
     )
     result.loss_flags = _loss_flags(per_proxy, axes)
-    usable = [(p, pts) for p, pts in zip(per_proxy, fit_pts, strict=True) if len(pts)]
     if not axes:
         result.reason = "only one proxy size: sweep ≥ 2 widths (or depths) to test transfer"
         return result
     if len(usable) < 2:
         result.reason = "fewer than two proxies have usable trials"
         return result
-    fit = _fit_all(usable, axes, reference, metric)
+    fit = _fit_all(usable, [u.mask for u in usable])
     if fit is None:
         result.reason = "could not fit a bowl to the points near the optimum (flat or too few)"
         return result
     result.centre_log2, result.centre_se = fit.centre, _opt(fit.centre_se)
-    result.curvature, result.n_fit_points = fit.curvature, fit.n_points
-    for axis, slope, se in zip(axes, fit.drift, fit.drift_se, strict=True):
+    result.curvature, result.n_fit_points = list(fit.curvature), fit.n_points
+    boot_se, n_failed_boot = _bootstrap_se(usable, fit, window, n_boot)
+    result.bootstrap = {"replicates": n_boot, "failed": n_failed_boot, "noise": _noise(usable, fit)}
+    for k, (axis, slope, se_wald) in enumerate(zip(axes, fit.drift, fit.drift_se, strict=True)):
+        se = max(se_wald, boot_se[k]) if n_boot else se_wald
         ci = (slope - Z * se, slope + Z * se)
-        result.drift[axis] = Drift(axis, slope, se, ci, verdict_for(slope, se, tolerance))
+        result.drift[axis] = Drift(
+            axis,
+            slope,
+            se,
+            ci,
+            verdict_for(slope, se, tolerance),
+            se_wald=se_wald,
+            se_bootstrap=_opt(boot_se[k]),
+        )
     result.verdict, result.reason = _combine(result.drift, tolerance)
     if not fit.converged:
         notes.append("the joint fit did not fully converge; treat the drift with care")
-    small = min(usable, key=lambda t: (t[0].width, t[0].depth))
-    big = max(usable, key=lambda t: (t[0].width, t[0].depth))
-    if small[0] is not big[0]:
-        result.regret = _regret(small[0], big[0], big[1], metric, window)
+    small = min(usable, key=lambda t: (t.opt.width, t.opt.depth))
+    big = max(usable, key=lambda t: (t.opt.width, t.opt.depth))
+    if small is not big:
+        result.regret = _regret(small.opt, big.opt, big.pts, big.mask)
     return result
 
 
 def _fit_all(
-    usable: list[tuple[ProxyOptimum, pd.DataFrame]], axes: list[str], reference: dict[str, int],
-    metric: str,
+    usable: list[_Usable],
+    masks: list[np.ndarray],
+    ys: list[np.ndarray] | None = None,
+    start: tuple[float, tuple[float, ...]] | None = None,
 ) -> BowlFit | None:
-    """The moving-bowl fit over every usable proxy's near-optimum points."""
-    xs, ys, idx, us, init = [], [], [], [], []
-    for i, (p, pts) in enumerate(usable):
-        xs.append(pts["x"].to_numpy(float))
-        ys.append(pts[metric].to_numpy(float))
-        idx.append(np.full(len(pts), i))
-        u = [math.log2(getattr(p, a) / reference[a]) for a in axes]
-        us.append(np.tile(u, (len(pts), 1)))
-        init.append(p.fit_optimum_log2 if p.fit_optimum_log2 is not None else math.nan)
+    """The moving-bowl fit over every usable proxy's near-optimum (masked) points."""
+    xs, yv, idx, us, init = [], [], [], [], []
+    for i, item in enumerate(usable):
+        m = masks[i]
+        y = item.pts.y if ys is None else ys[i]
+        xs.append(item.pts.x[m])
+        yv.append(y[m])
+        idx.append(np.full(int(m.sum()), i))
+        us.append(np.tile(item.u, (int(m.sum()), 1)))
+        opt = item.opt.fit_optimum_log2
+        init.append(opt if opt is not None else math.nan)
     return fit_moving_bowl(
-        np.concatenate(xs), np.concatenate(ys), np.concatenate(idx), np.concatenate(us),
+        np.concatenate(xs),
+        np.concatenate(yv),
+        np.concatenate(idx),
+        np.concatenate(us),
         init_centres=np.array(init, dtype=float),
+        start=start,
     )
+
+
+def _noise(usable: list[_Usable], fit: BowlFit) -> float:
+    """Per-trial noise: pooled seed-to-seed std at each grid point when there are repeats,
+    else the joint fit's residual std (which also holds any lack of fit)."""
+    ss, dof = 0.0, 0
+    for item in usable:
+        pts = item.pts
+        means = pts.means(pts.y)
+        counts = np.bincount(pts.gidx, minlength=len(pts.grid))
+        ss += float(((pts.y - means[pts.gidx]) ** 2).sum())
+        dof += int((counts - 1).clip(min=0).sum())
+    if dof > 0:
+        return math.sqrt(ss / dof)
+    return math.sqrt(fit.rss / fit.dof) if fit.dof > 0 else math.nan
+
+
+def _bootstrap_se(
+    usable: list[_Usable], fit: BowlFit, window: int, n_boot: int, seed: int = 0
+) -> tuple[list[float], int]:
+    """Standard error of the drift from a parametric bootstrap of the whole procedure.
+
+    Each replicate redraws every ok trial as its grid point's observed seed mean plus noise,
+    then redoes the window selection and the joint fit. Unlike the fit's own standard error
+    this sees that each window was centred on a noisy argmin, so pure noise cannot pass for
+    a confident drift. Returns (se per axis as half the 16–84% range, failed replicates).
+    """
+    k = len(fit.drift)
+    if n_boot <= 0:
+        return [math.nan] * k, 0
+    sigma = _noise(usable, fit)
+    if not math.isfinite(sigma) or sigma == 0:
+        return [0.0] * k, 0
+    rng = np.random.default_rng(seed)
+    truth = [item.pts.means(item.pts.y)[item.pts.gidx] for item in usable]
+    start = (fit.centre, fit.drift)
+    drifts, failed = [], 0
+    for _ in range(n_boot):
+        ys = [t + sigma * rng.standard_normal(len(t)) for t in truth]
+        masks = [item.pts.window(y, window)[1] for item, y in zip(usable, ys, strict=True)]
+        f = _fit_all(usable, masks, ys, start=start)
+        if f is None:
+            failed += 1
+        else:
+            drifts.append(f.drift)
+    if len(drifts) < 0.8 * n_boot:
+        return [math.inf] * k, failed
+    arr = np.array(drifts)
+    lo, hi = np.percentile(arr, [15.87, 84.13], axis=0)
+    return [float(v) for v in (hi - lo) / 2], failed
 
 
 def _combine(drift: dict[str, Drift], tol: float) -> tuple[str, str]:
@@ -495,7 +643,7 @@ def analyze_run(
 
     Example:
         >>> report = analyze_run("runs/lr_width")  # doctest: +SKIP
-        >>> report.results["lr"]["umup"].verdict
+        >>> report.results["lr"]["umup"].verdict  # doctest: +SKIP
         'transfers'
     """
     run = run_dir if isinstance(run_dir, RunData) else load_run(run_dir)

@@ -7,27 +7,54 @@ Thin: parse, call `umup_sweep.analysis`, print. Heavy imports happen inside the 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from umup_sweep.errors import UserError
 
-
-def _print_verdicts(report: object) -> None:
+if TYPE_CHECKING:
     from rich.console import Console
+
+    from umup_sweep.analysis import TransferReport
+
+
+def _console() -> Console:
+    """A rich console; when not a terminal, wide enough that tables do not wrap."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=140)
+
+
+def _print_verdicts(report: TransferReport) -> None:
     from rich.table import Table
 
-    table = Table(title=f"transfer: {report.run}  (tolerance ±{report.tolerance:g} log2/doubling)")  # type: ignore[attr-defined]
-    for col in ("HP", "param", "proxies", "optimum log2 per proxy", "drift / doubling",
-                "verdict", "regret"):
+    table = Table(title=f"transfer: {report.run}  (tolerance ±{report.tolerance:g} log2/doubling)")
+    for col in (
+        "HP",
+        "param",
+        "proxies",
+        "optimum log2 per proxy",
+        "drift / doubling",
+        "verdict",
+        "regret",
+    ):
         table.add_column(col)
     colours = {"transfers": "green", "drifts": "red", "inconclusive": "yellow"}
-    for row in report.rows():  # type: ignore[attr-defined]
+    for row in report.rows():
         v = row["verdict"]
-        table.add_row(row["hp"], row["parametrization"], row["proxies"], row["optima_log2"],
-                      row["drift"], f"[{colours.get(v, 'white')}]{v}[/]", row["regret"])
-    Console().print(table)
-    for by_param in report.results.values():  # type: ignore[attr-defined]
+        table.add_row(
+            row["hp"],
+            row["parametrization"],
+            row["proxies"],
+            row["optima_log2"],
+            row["drift"],
+            f"[{colours.get(v, 'white')}]{v}[/]",
+            row["regret"],
+        )
+    _console().print(table)
+    for by_param in report.results.values():
         for res in by_param.values():
             for note in res.loss_flags + res.notes:
                 typer.echo(f"  ! {res.hp}/{res.parametrization}: {note}")
@@ -39,7 +66,9 @@ def _parse_ints(text: str | None, flag: str) -> list[int] | None:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise UserError(f"{flag}: expected comma-separated integers like 64,128,256, got {text!r}")
+        raise UserError(
+            f"{flag}: expected comma-separated integers like 64,128,256, got {text!r}"
+        ) from None
     if not values or any(v <= 0 for v in values):
         raise UserError(f"{flag}: expected positive integers, got {text!r}")
     return values
@@ -47,15 +76,17 @@ def _parse_ints(text: str | None, flag: str) -> list[int] | None:
 
 def plot(
     runs: list[Path] = typer.Argument(
-        ..., help="Run directories (runs/<name>/). Several runs are drawn side by side, e.g. "
-        "`runs/lr_width runs/sp_lr_width` for u-μP vs SP."
+        ...,
+        help="Run directories (runs/<name>/). Several runs are drawn side by side, e.g. "
+        "`runs/lr_width runs/sp_lr_width` for u-μP vs SP.",
     ),
     out: Path | None = typer.Option(
         None, "--out", help="Folder for the figures (default: the first run's plots/)."
     ),
     tolerance: float | None = typer.Option(
-        None, help="|drift| in log2 per width doubling that still counts as transferring "
-        "(default: the sweep's analysis.tolerance, else 0.25)."
+        None,
+        help="|drift| in log2 per width doubling that still counts as transferring "
+        "(default: the sweep's analysis.tolerance, else 0.25).",
     ),
     svg: bool = typer.Option(True, help="Also write SVG next to each PNG."),
 ) -> None:
@@ -73,6 +104,11 @@ def plot(
     written = plot_runs(reports, out, formats)
     for rep in reports:
         _print_verdicts(rep)
+    if not written:
+        typer.echo(
+            "nothing to plot: no HP was swept along a line (≥ 3 values with the other HPs "
+            "fixed) in these runs"
+        )
     for path in written:
         typer.echo(f"wrote {path}")
 
@@ -106,8 +142,10 @@ def recommend(
     if rec.param_groups:
         typer.echo("per-group learning rates:")
         for g in rec.param_groups:
-            typer.echo(f"  {g['params']:<40} lr {g['lr']:.4g}  wd {g['weight_decay']:.4g}"
-                       f"  (x{g['tensors']})")
+            typer.echo(
+                f"  {g['params']:<40} lr {g['lr']:.4g}  wd {g['weight_decay']:.4g}"
+                f"  (x{g['tensors']})"
+            )
     for w in rec.warnings:
         typer.echo(f"warning: {w}", err=True)
     typer.echo(f"wrote {target}")
@@ -127,8 +165,9 @@ def coord_check(
     lr_sp: float = typer.Option(2.0**-7, help="Learning rate for SP models."),
     batch_size: int = typer.Option(8, help="Sequences per batch."),
     data: str = typer.Option(
-        "stdlib", help="Corpus for the batches (stdlib, a text file/folder/glob, a .bin/.npy "
-        "token file) or `random` for uniform random tokens."
+        "stdlib",
+        help="Corpus for the batches (stdlib, a text file/folder/glob, a .bin/.npy "
+        "token file) or `random` for uniform random tokens.",
     ),
     threshold: float = typer.Option(
         0.25, help="Flag a layer whose log2 RMS grows faster than this per width doubling."
@@ -142,7 +181,6 @@ def coord_check(
     y: RMS, log2 axes, one line per layer) and coord_check.json (RMS, slopes, flags), and
     prints the layers whose scale grows with width.
     """
-    from rich.console import Console
     from rich.table import Table
 
     from umup_sweep.analysis import coord_check as do_check
@@ -162,8 +200,9 @@ def coord_check(
         if w % family.base.head_dim:
             raise UserError(f"--widths: {w} is not a multiple of head_dim {family.base.head_dim}")
     data_spec = None if data == "random" else DataSpec(source=data)
-    cc = do_check(family, ws, steps, params, {"umup": lr_umup, "sp": lr_sp}, batch_size,
-                  data_spec, threshold)
+    cc = do_check(
+        family, ws, steps, params, {"umup": lr_umup, "sp": lr_sp}, batch_size, data_spec, threshold
+    )
     out_dir = out if out is not None else Path("runs") / "coord-check" / family.name
     written = plot_coord_check(cc, out_dir) + [write_coord_check(cc, out_dir)]
     table = Table(title=f"layers whose RMS grows faster than {threshold:g} log2 per doubling")
@@ -171,7 +210,7 @@ def coord_check(
         table.add_column(col)
     for f in sorted(cc.flags, key=lambda f: -f["slope"]):
         table.add_row(f["parametrization"], f["phase"], f["kind"], f["layer"], f"{f['slope']:+.2f}")
-    console = Console()
+    console = _console()
     if cc.flags:
         console.print(table)
     for p in params:
@@ -193,13 +232,11 @@ def report(
     Also refreshes transfer.json and plots/. The report links them relatively, so the run
     directory can be moved or shared as a whole; open report.md in any Markdown viewer.
     """
-    from umup_sweep.analysis import analyze_run, plot_runs, write_report
+    from umup_sweep.analysis import finalize_run
 
-    rep = analyze_run(run, tolerance)
-    plots = [p for p in plot_runs([rep]) if p.suffix == ".png"]
-    path = write_report(rep, plots)
+    rep = finalize_run(run, tolerance)
     _print_verdicts(rep)
-    typer.echo(f"wrote {path}")
+    typer.echo(f"wrote {run / 'report.md'}")
 
 
 def register(app: typer.Typer) -> None:

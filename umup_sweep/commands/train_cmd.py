@@ -101,8 +101,6 @@ def train(
 
       umup-sweep train trial.yaml --parametrization sp --lr 0.004
     """
-    from umup_sweep.train import run_trial
-
     spec = load_trial_yaml(config) if config is not None else TrialSpec(ModelSpec(), TrainSpec())
     if parametrization is not None and parametrization not in ("umup", "sp"):
         from umup_sweep.errors import ConfigError
@@ -122,6 +120,8 @@ def train(
         data={"source": data},
         seed=seed,
     )
+    from umup_sweep.train import run_trial  # torch loads only once the input is valid
+
     result = run_trial(spec)
     if curve is not None:
         curve.parent.mkdir(parents=True, exist_ok=True)

@@ -109,6 +109,8 @@ def apply_constraint(name: str | None, *scales: float) -> tuple[float, ...]:
     try:
         fn = _CONSTRAINTS[name]
     except KeyError:
-        raise ValueError(f"unknown constraint {name!r}; expected one of {sorted(_CONSTRAINTS)}")
+        raise ValueError(
+            f"unknown constraint {name!r}; expected one of {sorted(_CONSTRAINTS)}"
+        ) from None
     s = fn(*scales)
     return tuple(s for _ in scales)

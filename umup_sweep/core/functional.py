@@ -38,6 +38,12 @@ class _ScaledLinear(torch.autograd.Function):
         s_gin: float,
         s_gw: float,
     ) -> Tensor:
+        ctx.dtypes = (x.dtype, weight.dtype)
+        device = x.device.type
+        if torch.is_autocast_enabled(device):  # cast here, so backward runs in the same dtype
+            dtype = torch.get_autocast_dtype(device)
+            x, weight = x.to(dtype), weight.to(dtype)
+            bias = None if bias is None else bias.to(dtype)
         ctx.save_for_backward(x, weight)
         ctx.scales = (s_gin, s_gw)
         ctx.has_bias = bias is not None
@@ -49,17 +55,19 @@ class _ScaledLinear(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         x, weight = ctx.saved_tensors
         s_gin, s_gw = ctx.scales
+        x_dtype, w_dtype = ctx.dtypes
+        grad = grad.to(x.dtype)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = grad.matmul(weight if s_gin == 1.0 else weight * s_gin)
+            grad_x = grad.matmul(weight if s_gin == 1.0 else weight * s_gin).to(x_dtype)
         if ctx.needs_input_grad[1] or (ctx.has_bias and ctx.needs_input_grad[2]):
             g2 = grad.reshape(-1, grad.shape[-1])
             if ctx.needs_input_grad[1]:
-                grad_w = g2.t().mm(x.reshape(-1, x.shape[-1]))
+                grad_w = g2.t().mm(x.reshape(-1, x.shape[-1])).to(w_dtype)
                 if s_gw != 1.0:
                     grad_w.mul_(s_gw)
             if ctx.has_bias and ctx.needs_input_grad[2]:
-                grad_b = g2.sum(0) * s_gw
+                grad_b = (g2.sum(0) * s_gw).to(w_dtype)
         return grad_x, grad_w, grad_b, None, None, None
 
 
@@ -70,6 +78,8 @@ def linear(
     constraint: str | None = "to_output_scale",
     scale_power: tuple[float, float, float] = (0.5, 0.5, 0.5),
     mult: float = 1.0,
+    fwd_mult: float = 1.0,
+    bwd_mult: float = 1.0,
 ) -> Tensor:
     """Unit-scaled `F.linear` for N(0,1) weights: output × fan_in^-½, grads × fan_out^-½, batch^-½.
 
@@ -81,7 +91,10 @@ def linear(
             default, keeps the forward pass exact); None leaves them free.
         scale_power: powers of (fan_in, fan_out, batch) for (output, grad input, grad weight).
         mult: an extra true multiplier (forward and backward) folded into the weight, so a
-            following scalar product costs nothing.
+            neighbouring scalar product costs nothing.
+        fwd_mult: an extra forward-only output multiplier (e.g. a residual branch weight).
+        bwd_mult: an extra backward-only input-gradient multiplier (e.g. the residual split).
+            Both are folded into weight-sized tensors: fusion hooks for the model.
 
     Example:
         >>> x, w = torch.randn(512, 256), torch.randn(128, 256)
@@ -93,7 +106,7 @@ def linear(
     s_out, s_gin, s_gw = rules.linear_scales(fan_in, fan_out, batch, scale_power)
     s_out, s_gin = apply_constraint(constraint, s_out, s_gin)
     return _ScaledLinear.apply(  # type: ignore[no-any-return]
-        input, weight, bias, s_out * mult, s_gin * mult, s_gw * mult
+        input, weight, bias, s_out * mult * fwd_mult, s_gin * mult * bwd_mult, s_gw * mult
     )
 
 
@@ -138,13 +151,22 @@ def embedding(input: Tensor, weight: Tensor) -> Tensor:
 
 
 def _scaled_elementwise(
-    fn: Any, input: Tensor, out_scale: float, grad_scale: float, constraint: str | None
+    fn: Any,
+    input: Tensor,
+    out_scale: float,
+    grad_scale: float,
+    constraint: str | None,
+    post: float = 1.0,
 ) -> Tensor:
-    """s_out·fn(x) with dx scaled by s_grad; one multiply when the constraint ties them."""
+    """s_out·post·fn(x) with dx scaled by s_grad (`post` is a true multiply, e.g. 1/mult).
+
+    One multiply when the constraint ties the two scales (a true multiply has the same
+    forward and backward scale).
+    """
     out_scale, grad_scale = apply_constraint(constraint, out_scale, grad_scale)
-    if out_scale == grad_scale:  # a true multiply has the same forward and backward scale
-        return fn(input) * out_scale
-    return scale_fwd(fn(scale_bwd(input, grad_scale)), out_scale)
+    if out_scale == grad_scale:
+        return fn(input) * (out_scale * post)
+    return scale(fn(scale_bwd(input, grad_scale)), fwd=out_scale * post, bwd=post)
 
 
 def gelu(input: Tensor, mult: float = 1.0, constraint: str | None = "to_output_scale") -> Tensor:
@@ -158,7 +180,7 @@ def gelu(input: Tensor, mult: float = 1.0, constraint: str | None = "to_output_s
     if mult == 1.0:
         return _scaled_elementwise(F.gelu, input, out_scale, grad_scale, constraint)
     return _scaled_elementwise(
-        lambda x: F.gelu(x * mult), input, out_scale / mult, grad_scale, constraint
+        lambda x: F.gelu(x * mult), input, out_scale, grad_scale, constraint, post=1 / mult
     )
 
 
@@ -174,7 +196,7 @@ def silu(input: Tensor, mult: float = 1.0, constraint: str | None = "to_output_s
         return _scaled_elementwise(F.silu, input, out_scale, grad_scale, constraint)
     # x·sigmoid(mult·x) = silu(mult·x)/mult
     return _scaled_elementwise(
-        lambda x: F.silu(x * mult), input, out_scale / mult, grad_scale, constraint
+        lambda x: F.silu(x * mult), input, out_scale, grad_scale, constraint, post=1 / mult
     )
 
 

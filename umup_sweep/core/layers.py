@@ -14,6 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from umup_sweep.core import functional as U
+from umup_sweep.core import rules
+from umup_sweep.core.constraints import apply_constraint
 from umup_sweep.core.parameter import Role, ScaledParameter, tag_depth
 
 
@@ -30,7 +32,8 @@ class Linear(nn.Module):
     Args:
         in_features, out_features: sizes.
         constraint: see `functional.linear` (`to_output_scale` or None).
-        mult: a true multiplier folded into the weight's scales (free).
+        mult, fwd_mult, bwd_mult: extra multipliers folded into the op's scales (free): true,
+            forward-only (output) and backward-only (input gradient); see `functional.linear`.
 
     Example:
         >>> Linear(8, 4)(torch.randn(2, 8)).shape
@@ -43,18 +46,39 @@ class Linear(nn.Module):
         out_features: int,
         constraint: str | None = "to_output_scale",
         mult: float = 1.0,
+        fwd_mult: float = 1.0,
+        bwd_mult: float = 1.0,
     ) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
         self.constraint = constraint
-        self.mult = mult
+        self.mult, self.fwd_mult, self.bwd_mult = mult, fwd_mult, bwd_mult
         self.weight = _normal((out_features, in_features), "weight")
 
     def forward(self, input: Tensor) -> Tensor:
-        return U.linear(input, self.weight, None, self.constraint, mult=self.mult)
+        return U.linear(
+            input,
+            self.weight,
+            None,
+            self.constraint,
+            mult=self.mult,
+            fwd_mult=self.fwd_mult,
+            bwd_mult=self.bwd_mult,
+        )
 
     def extra_repr(self) -> str:
-        return f"{self.in_features}, {self.out_features}, constraint={self.constraint}"
+        extra = [
+            f"{k}={v:.4g}"
+            for k, v in (
+                ("mult", self.mult),
+                ("fwd_mult", self.fwd_mult),
+                ("bwd_mult", self.bwd_mult),
+            )
+            if v != 1.0
+        ]
+        return ", ".join(
+            [f"{self.in_features}, {self.out_features}", f"constraint={self.constraint}"] + extra
+        )
 
 
 class LinearReadout(Linear):
@@ -65,12 +89,33 @@ class LinearReadout(Linear):
         'readout'
     """
 
-    def __init__(self, in_features: int, out_features: int, constraint: str | None = None):
-        super().__init__(in_features, out_features, constraint)
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        constraint: str | None = None,
+        fwd_mult: float = 1.0,
+        grad_mult: float = 1.0,
+    ) -> None:
+        super().__init__(in_features, out_features, constraint, fwd_mult=fwd_mult)
+        # grad_mult: a backward-only scale on the output's gradient (so on both the input and
+        # the weight gradient), e.g. the unit-scaled cross-entropy's V/√(V-1) folded in here.
+        self.grad_mult = grad_mult
         self.weight = _normal((out_features, in_features), "readout")
 
     def forward(self, input: Tensor) -> Tensor:
-        return U.linear_readout(input, self.weight, None, self.constraint)
+        fan_out, fan_in = self.weight.shape
+        batch = input.numel() // fan_in
+        s_out, s_gin, s_gw = rules.linear_scales(fan_in, fan_out, batch, (1.0, 0.5, 0.5))
+        s_out, s_gin = apply_constraint(self.constraint, s_out, s_gin)
+        return U._ScaledLinear.apply(  # type: ignore[no-any-return]
+            input,
+            self.weight,
+            None,
+            s_out * self.fwd_mult,
+            s_gin * self.grad_mult,
+            s_gw * self.grad_mult,
+        )
 
 
 class Embedding(nn.Module):

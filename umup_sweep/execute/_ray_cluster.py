@@ -13,11 +13,15 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import umup_sweep
 
 # The embedded cluster's object store only carries specs and results: keep it small.
 OBJECT_STORE_BYTES = 128 * 1024 * 1024
+# Session files of the embedded cluster: /tmp/umup-ray-<driver pid>-<random> (short: Ray's
+# socket paths must stay under ~107 characters).
+TEMP_PREFIX = "umup-ray-"
 
 
 class RayConnection:
@@ -42,7 +46,7 @@ class RayConnection:
             return
         if address is None:
             address = os.environ.get("RAY_ADDRESS") or None
-        quiet = {
+        quiet: dict[str, Any] = {
             "include_dashboard": False,
             "logging_level": logging.INFO if verbose else logging.ERROR,
             "log_to_driver": verbose,
@@ -53,7 +57,8 @@ class RayConnection:
         else:
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
             _make_package_importable()
-            self._temp_dir = tempfile.mkdtemp(prefix="umup-ray-", dir="/tmp")
+            _remove_stale_temp_dirs()
+            self._temp_dir = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir="/tmp")
             ray.init(
                 address="local",
                 num_cpus=num_cpus or os.cpu_count() or 1,
@@ -86,3 +91,17 @@ def _make_package_importable() -> None:
     if root not in absolute:
         absolute.insert(0, root)
     os.environ["PYTHONPATH"] = os.pathsep.join(absolute)
+
+
+def _remove_stale_temp_dirs() -> None:
+    """Remove temp dirs left by drivers that were killed (`kill -9` skips `close()`)."""
+    for path in Path("/tmp").glob(f"{TEMP_PREFIX}*-*"):
+        pid_text = path.name[len(TEMP_PREFIX) :].split("-", 1)[0]
+        if not pid_text.isdigit():
+            continue
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            continue

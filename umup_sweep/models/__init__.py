@@ -11,12 +11,14 @@ Example:
     >>> loss.backward(); opt.step()
 """
 
+from umup_sweep.models._base import ProxyModel
 from umup_sweep.models._factory import build_model, count_params, lr_table, make_optimizer
 from umup_sweep.models._probe import activation_rms
 from umup_sweep.models._sp import SPTransformer
 from umup_sweep.models._umup import UmupTransformer
 
 __all__ = [
+    "ProxyModel",
     "SPTransformer",
     "UmupTransformer",
     "activation_rms",

@@ -8,12 +8,13 @@ import torch
 from torch import nn
 
 from umup_sweep.core import SGD, AdamW, fan_in, has_role, independent_weight_decay, param_lr_scale
+from umup_sweep.models._base import ProxyModel
 from umup_sweep.models._sp import SPTransformer
 from umup_sweep.models._umup import UmupTransformer
 from umup_sweep.spec import ModelSpec
 
 
-def build_model(spec: ModelSpec) -> nn.Module:
+def build_model(spec: ModelSpec) -> ProxyModel:
     """Build the proxy a spec describes: `forward(input_ids[B,T]) -> logits[B,T,V]`.
 
     Works under `with torch.device("meta"):` (no memory, no init) for shape/LR queries.

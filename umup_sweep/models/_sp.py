@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from umup_sweep.models._base import ProxyModel
 from umup_sweep.models._common import (
     RopeCache,
     apply_rope,
@@ -79,7 +80,7 @@ class SPBlock(nn.Module):
         return x + self.ffn(self.ffn_norm(x))  # type: ignore[no-any-return]
 
 
-class SPTransformer(nn.Module):
+class SPTransformer(ProxyModel):
     """Decoder-only SP transformer proxy, same layout and names as `UmupTransformer`.
 
     Example:

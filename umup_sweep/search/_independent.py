@@ -54,8 +54,8 @@ class IndependentStrategy(BaseStrategy):
     """One HP at a time, lr first; see the module docstring for the stages.
 
     Example:
-        >>> strategy = IndependentStrategy(load_sweep("sweeps/independent.yaml"))  # doctest: +SKIP
-        >>> first = strategy.propose(pd.DataFrame(), [], max_new=100)  # the lr line  # doctest: +SKIP
+        >>> sweep = load_sweep("sweeps/independent.yaml")  # doctest: +SKIP
+        >>> lr_line = IndependentStrategy(sweep).propose(pd.DataFrame(), [], 100)  # doctest: +SKIP
     """
 
     def __init__(self, sweep: SweepSpec, data_fingerprint: str = "") -> None:

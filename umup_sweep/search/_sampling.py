@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import optuna
-from optuna.distributions import FloatDistribution
+from optuna.distributions import BaseDistribution, FloatDistribution
 
 from umup_sweep.config import SweepSpec
 
 __all__ = ["distributions", "quiet_optuna"]
 
 
-def distributions(sweep: SweepSpec) -> dict[str, FloatDistribution]:
+def distributions(sweep: SweepSpec) -> dict[str, BaseDistribution]:
     """One `FloatDistribution` per swept HP (bounds from min/max or the values' range)."""
-    out = {}
+    out: dict[str, BaseDistribution] = {}
     for name, space in sweep.hyperparameters.items():
         if space.low is None or space.high is None:
             raise ValueError(f"{name} has no range: load the sweep with a random/tpe strategy")

@@ -58,6 +58,12 @@ class TPEStrategy(BaseStrategy):
             self.sweep, model, hps, seed, self.data_fingerprint, stage="tpe", hp=self.label
         )
 
+    def _clip(self, name: str, value: float) -> float:
+        """Inside the distribution (Optuna refuses out-of-range params in history)."""
+        space = self.sweep.hyperparameters[name]
+        assert space.low is not None and space.high is not None
+        return min(max(value, space.low), space.high)
+
     def _same_proxy(self, model: ModelSpec, width: int, depth: int, param: str | None) -> bool:
         return (
             model.width == width
@@ -73,7 +79,7 @@ class TPEStrategy(BaseStrategy):
         index = ResultIndex(results, self.sweep.metric)
         has_param = "parametrization" in results.columns
         for row in results.itertuples(index=False):
-            param = getattr(row, "parametrization") if has_param else None
+            param = row.parametrization if has_param else None
             if not self._same_proxy(model, int(row.width), int(row.depth), param):
                 continue
             if int(row.seed) not in self.sweep.seeds:
@@ -95,10 +101,7 @@ class TPEStrategy(BaseStrategy):
         )
         study = optuna.create_study(sampler=sampler, direction="minimize")
         for config in configs:
-            params = {
-                n: min(max(v, self.dists[n].low), self.dists[n].high)
-                for n, v in zip(self.names, config, strict=True)
-            }
+            params = {n: self._clip(n, v) for n, v in zip(self.names, config, strict=True)}
             losses = history.get(config, {})
             if len(losses) < len(self.sweep.seeds):
                 frozen = create_trial(
@@ -123,8 +126,12 @@ class TPEStrategy(BaseStrategy):
     ) -> list[TrialSpec]:
         index = ResultIndex(results, self.sweep.metric)
         out: list[TrialSpec] = []
+
+        def full() -> bool:
+            return len(unstarted(out, index, pending, max_new)) >= max_new
+
         for mi, model in enumerate(self.models):
-            if len(out) >= max_new:
+            if full():
                 break
             history = self._history(results, model)
             started: dict[Config, set[int]] = defaultdict(set)
@@ -139,10 +146,10 @@ class TPEStrategy(BaseStrategy):
             for config in configs:
                 out += [self._trial(model, config, s) for s in self.sweep.seeds]
             remaining = self.budget - len(configs)
-            if remaining <= 0 or len(unstarted(out, index, pending, max_new)) >= max_new:
+            if remaining <= 0 or full():
                 continue
             study = self._study(mi, configs, history)
-            while remaining > 0 and len(unstarted(out, index, pending, max_new)) < max_new:
+            while remaining > 0 and not full():
                 params = study.ask(self.dists).params  # stays RUNNING: the constant liar
                 config = tuple(float(params[n]) for n in self.names)
                 out += [self._trial(model, config, s) for s in self.sweep.seeds]

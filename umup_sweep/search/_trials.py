@@ -60,7 +60,7 @@ class ResultIndex:
             return
         has_metric = metric in results.columns
         for row in results.itertuples(index=False):
-            key = str(getattr(row, "trial_key"))
+            key = str(row.trial_key)
             status = getattr(row, "status", "ok")
             if status == "diverged":
                 loss = math.inf

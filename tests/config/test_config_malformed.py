@@ -24,25 +24,57 @@ CASES = [
         "execution.max_concurent",
         "did you mean 'max_concurrent'?",
     ),
-    ("unknown-hp", HEAD + "hyperparameters:\n  residul_mult: [1, 2]\n",
-     "hyperparameters.residul_mult", "did you mean 'residual_mult'?"),
-    ("hp-space-key", HEAD + "hyperparameters:\n  lr: {value: [1, 2]}\n",
-     "hyperparameters.lr.value", "did you mean 'values'?"),
-    ("type-steps", HEAD + LR + "train: {steps: many}\n", "train.steps",
-     "expected an integer, got 'many'"),
-    ("bool-batch", HEAD + LR + "train: {batch_size: true}\n", "train.batch_size",
-     "expected an integer"),
+    (
+        "unknown-hp",
+        HEAD + "hyperparameters:\n  residul_mult: [1, 2]\n",
+        "hyperparameters.residul_mult",
+        "did you mean 'residual_mult'?",
+    ),
+    (
+        "hp-space-key",
+        HEAD + "hyperparameters:\n  lr: {value: [1, 2]}\n",
+        "hyperparameters.lr.value",
+        "did you mean 'values'?",
+    ),
+    (
+        "type-steps",
+        HEAD + LR + "train: {steps: many}\n",
+        "train.steps",
+        "expected an integer, got 'many'",
+    ),
+    (
+        "bool-batch",
+        HEAD + LR + "train: {batch_size: true}\n",
+        "train.batch_size",
+        "expected an integer",
+    ),
     ("neg-steps", HEAD + LR + "train: {steps: -5}\n", "train.steps", "expected > 0"),
     ("neg-width", HEAD + LR + "widths: [32, -64]\n", "widths[1]", "expected > 0"),
     ("width-head", HEAD + LR + "widths: [32, 40]\n", "widths[1]", "multiple of head_dim 16"),
-    ("lr-zero", HEAD + "hyperparameters:\n  lr: {values: [0.5, 0]}\n",
-     "hyperparameters.lr.values[1]", "lr must be > 0"),
-    ("wd-negative", HEAD + LR + "defaults: {weight_decay: -0.1}\n", "defaults.weight_decay",
-     ">= 0"),
-    ("empty-values", HEAD + "hyperparameters:\n  lr: {values: []}\n",
-     "hyperparameters.lr.values", "non-empty list"),
-    ("dup-values", HEAD + "hyperparameters:\n  lr: [1, 1.0]\n", "hyperparameters.lr.values",
-     "distinct"),
+    (
+        "lr-zero",
+        HEAD + "hyperparameters:\n  lr: {values: [0.5, 0]}\n",
+        "hyperparameters.lr.values[1]",
+        "lr must be > 0",
+    ),
+    (
+        "wd-negative",
+        HEAD + LR + "defaults: {weight_decay: -0.1}\n",
+        "defaults.weight_decay",
+        ">= 0",
+    ),
+    (
+        "empty-values",
+        HEAD + "hyperparameters:\n  lr: {values: []}\n",
+        "hyperparameters.lr.values",
+        "non-empty list",
+    ),
+    (
+        "dup-values",
+        HEAD + "hyperparameters:\n  lr: [1, 1.0]\n",
+        "hyperparameters.lr.values",
+        "distinct",
+    ),
     ("random-no-budget", HEAD + LR + "strategy: random\n", "budget", "needs a trial budget"),
     ("grid-budget", HEAD + LR + "budget: 5\n", "budget", "only random/tpe"),
     (
@@ -51,41 +83,90 @@ CASES = [
         "hyperparameters.lr",
         "needs grid points",
     ),
-    ("log-min-zero", HEAD + "strategy: tpe\nbudget: 3\nhyperparameters:\n"
-     "  weight_decay: {distribution: log_uniform_values, min: 0, max: 1}\n",
-     "hyperparameters.weight_decay.min", "min > 0"),
-    ("min-max", HEAD + "strategy: tpe\nbudget: 3\nhyperparameters:\n"
-     "  lr: {distribution: uniform, min: 2, max: 1}\n", "hyperparameters.lr.max", "max > min"),
+    (
+        "log-min-zero",
+        HEAD + "strategy: tpe\nbudget: 3\nhyperparameters:\n"
+        "  weight_decay: {distribution: log_uniform_values, min: 0, max: 1}\n",
+        "hyperparameters.weight_decay.min",
+        "min > 0",
+    ),
+    (
+        "min-max",
+        HEAD + "strategy: tpe\nbudget: 3\nhyperparameters:\n"
+        "  lr: {distribution: uniform, min: 2, max: 1}\n",
+        "hyperparameters.lr.max",
+        "max > min",
+    ),
     ("bad-strategy", HEAD + LR + "strategy: gird\n", "strategy", "did you mean 'grid'?"),
-    ("bad-metric", HEAD + LR + "metric: {name: accuracy, goal: minimize}\n", "metric.name",
-     "val_loss or final_train_loss"),
-    ("metric-goal", HEAD + LR + "metric: {name: val_loss, goal: maximize}\n", "metric.goal",
-     "minimize"),
+    (
+        "bad-metric",
+        HEAD + LR + "metric: {name: accuracy, goal: minimize}\n",
+        "metric.name",
+        "val_loss or final_train_loss",
+    ),
+    (
+        "metric-goal",
+        HEAD + LR + "metric: {name: val_loss, goal: maximize}\n",
+        "metric.goal",
+        "minimize",
+    ),
     ("name-escape", "name: ../etc\nproxy: tiny.yaml\n" + LR, "name", "no path separators"),
     ("name-slash", "name: a/b\nproxy: tiny.yaml\n" + LR, "name", "no path separators"),
     ("missing-proxy", "name: x\nproxy: nowhere.yaml\n" + LR, "proxy", "proxy file not found"),
     ("no-proxy", "name: x\n" + LR, "proxy", "missing"),
     ("no-hps", HEAD, "hyperparameters", "missing"),
     ("seeds-type", HEAD + LR + "seeds: [0, one]\n", "seeds[1]", "expected an integer"),
-    ("executor", HEAD + LR + "execution: {executor: slurm}\n", "execution.executor",
-     "expected one of ray, serial"),
+    (
+        "executor",
+        HEAD + LR + "execution: {executor: slurm}\n",
+        "execution.executor",
+        "expected one of ray, serial",
+    ),
     ("train-lr", HEAD + LR + "train: {lr: 0.1}\n", "train.lr", "set defaults.lr"),
-    ("log2-range", HEAD + "hyperparameters:\n  lr: {log2_range: [1, -3]}\n",
-     "hyperparameters.lr.log2_range", "low <= high"),
-    ("step-alone", HEAD + "hyperparameters:\n  lr: {values: [1, 2], step: 1}\n",
-     "hyperparameters.lr.step", "only goes with log2_range"),
+    (
+        "log2-range",
+        HEAD + "hyperparameters:\n  lr: {log2_range: [1, -3]}\n",
+        "hyperparameters.lr.log2_range",
+        "low <= high",
+    ),
+    (
+        "step-alone",
+        HEAD + "hyperparameters:\n  lr: {values: [1, 2], step: 1}\n",
+        "hyperparameters.lr.step",
+        "only goes with log2_range",
+    ),
     ("section-type", HEAD + LR + "train: [1, 2]\n", "train", "expected a mapping"),
-    ("stage2-option", HEAD + LR + "strategy: independent\nstrategy_options: {stage2: [lr]}\n",
-     "strategy_options.stage2[0]", "other than lr"),
-    ("select-width", HEAD + LR + "strategy: independent\nstrategy_options: {select_width: 48}\n",
-     "strategy_options.select_width", "one of the widths"),
-    ("grid-option", HEAD + LR + "strategy_options: {noise_threshold: 0.1}\n",
-     "strategy_options.noise_threshold", "unknown key"),
-    ("div-conflict", HEAD + LR + "train: {diverge_loss: 5}\ndivergence: {max_loss: 6}\n",
-     "divergence.max_loss", "conflicts"),
+    (
+        "stage2-option",
+        HEAD + LR + "strategy: independent\nstrategy_options: {stage2: [lr]}\n",
+        "strategy_options.stage2[0]",
+        "other than lr",
+    ),
+    (
+        "select-width",
+        HEAD + LR + "strategy: independent\nstrategy_options: {select_width: 48}\n",
+        "strategy_options.select_width",
+        "one of the widths",
+    ),
+    (
+        "grid-option",
+        HEAD + LR + "strategy_options: {noise_threshold: 0.1}\n",
+        "strategy_options.noise_threshold",
+        "unknown key",
+    ),
+    (
+        "div-conflict",
+        HEAD + LR + "train: {diverge_loss: 5}\ndivergence: {max_loss: 6}\n",
+        "divergence.max_loss",
+        "conflicts",
+    ),
     ("alias-both", HEAD + LR + "method: grid\nstrategy: grid\n", "method", "not both"),
-    ("parametrization", HEAD + LR + "parametrization: mup2\n", "parametrization",
-     "expected one of umup, sp"),
+    (
+        "parametrization",
+        HEAD + LR + "parametrization: mup2\n",
+        "parametrization",
+        "expected one of umup, sp",
+    ),
 ]
 
 
@@ -101,8 +182,9 @@ def _error(path: Path) -> ConfigError:
     return info.value
 
 
-@pytest.mark.parametrize(("text", "key", "needle"), [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("text", "key", "needle"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_malformed_sweep_names_key(folder: Path, text: str, key: str, needle: str) -> None:
     path = folder / "sweep.yaml"
     path.write_text(text)
@@ -126,8 +208,11 @@ def test_yaml_syntax_error_gives_line(folder: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "needle"),
-    [("- a\n- b\n", "expected a mapping of sweep keys"), ("", "empty document"),
-     ("# only a comment\n", "empty document")],
+    [
+        ("- a\n- b\n", "expected a mapping of sweep keys"),
+        ("", "empty document"),
+        ("# only a comment\n", "empty document"),
+    ],
 )
 def test_non_mapping_document(folder: Path, text: str, needle: str) -> None:
     path = folder / "sweep.yaml"
@@ -148,8 +233,9 @@ def test_yaml_tags_are_not_executed(folder: Path) -> None:
 
 
 def test_errors_inside_proxy_file_name_that_file(folder: Path) -> None:
-    (folder / "bad_proxy.yaml").write_text("base: {head_dim: 16, ffn: relu}\nwidths: [32]\n"
-                                           "depths: [1]\n")
+    (folder / "bad_proxy.yaml").write_text(
+        "base: {head_dim: 16, ffn: relu}\nwidths: [32]\ndepths: [1]\n"
+    )
     path = folder / "sweep.yaml"
     path.write_text("name: x\nproxy: bad_proxy.yaml\n" + LR)
     err = _error(path)
@@ -180,3 +266,10 @@ def test_model_override_keeps_widths_valid(folder: Path) -> None:
     path.write_text(HEAD + LR + "model: {head_dim: 32}\nwidths: [32, 48]\n")
     err = _error(path)
     assert err.key == "widths[1]" and "multiple of head_dim 32" in str(err)
+
+
+def test_duplicate_keys_are_refused(folder: Path) -> None:
+    path = folder / "sweep.yaml"
+    path.write_text(HEAD + LR + "train: {steps: 10}\nseeds: [0]\ntrain: {steps: 20}\n")
+    msg = str(_error(path))
+    assert msg.startswith(f"{path}: YAML syntax error at line 7") and "duplicate key 'train'" in msg

@@ -84,14 +84,14 @@ def test_resolves_every_section(sweep_file: Path) -> None:
 def test_wandb_aliases_and_distribution(tmp_path: Path) -> None:
     path = tmp_path / "w.yaml"
     path.write_text(
-        f"""
-proxy: {{base: {{head_dim: 16}}, widths: [32], depths: [1]}}
+        """
+proxy: {base: {head_dim: 16}, widths: [32], depths: [1]}
 method: tpe
 budget: 12
 metric: val_loss
 parameters:
-  lr: {{distribution: log_uniform_values, min: 0.01, max: 4}}
-  weight_decay: {{distribution: uniform, min: 0, max: 0.2}}
+  lr: {distribution: log_uniform_values, min: 0.01, max: 4}
+  weight_decay: {distribution: uniform, min: 0, max: 0.2}
 """
     )
     s = load_sweep(path)
@@ -206,3 +206,19 @@ def test_shipped_sweeps_load_and_round_trip(path: Path, tmp_path: Path) -> None:
     out = tmp_path / "sweep.yaml"
     out.write_text(yaml.safe_dump(sweep_to_dict(s)))
     assert load_sweep(out) == s
+
+
+def test_parse_overrides_feeds_load_sweep(sweep_file: Path) -> None:
+    from umup_sweep.config_load import parse_overrides
+
+    over = parse_overrides(["train.steps=50", "widths=[32, 64]", "storage.url=null", "name=x2"])
+    assert over == {"train.steps": 50, "widths": [32, 64], "storage.url": None, "name": "x2"}
+    s = load_sweep(sweep_file, overrides=over)
+    assert s.train.steps == 50 and s.family.widths == (32, 64) and s.name == "x2"
+    for bad, key in [("train.steps", "train.steps"), ("=3", "=3"), ("a..b=1", "a..b=1")]:
+        with pytest.raises(ConfigError) as err:
+            parse_overrides([bad])
+        assert err.value.key == key and "dotted.key=value" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        parse_overrides(["widths=[32, 64"])
+    assert err.value.key == "widths" and "not valid YAML" in str(err.value)

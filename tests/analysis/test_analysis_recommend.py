@@ -1,0 +1,135 @@
+"""recommend: HP values from the sweep, extrapolation when the optimum drifts, per-group LRs
+equal to what the project's optimizer gives the target model, warnings, and the YAML."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from umup_sweep.analysis import best_config, recommend
+from umup_sweep.errors import UserError
+from umup_sweep.models import build_model, make_optimizer
+from umup_sweep.spec import ModelSpec
+
+from .fabricate import make_trials
+
+BASE = {"width": 64, "depth": 2, "head_dim": 16, "seq_len": 32}
+
+
+def test_transferring_lr_is_carried_and_groups_match_the_optimizer(run_factory):
+    run = run_factory(make_trials(widths=(64, 128), noise=0.003, c0=-1.0), base=BASE)
+    rec = recommend(run, width=256, depth=4)
+    assert rec.hyperparameters["lr"] == 0.5  # the widest proxy's grid best, carried as is
+    assert rec.evidence["hps"]["lr"]["verdict"] == "transfers"
+    assert rec.evidence["hps"]["lr"]["extrapolated"] is False
+    assert rec.target["width"] == 256 and rec.target["depth"] == 4
+    assert rec.target["head_dim"] == 16 and rec.target["n_heads"] == 16
+    # oracle: a real target model and the project's optimizer, param by param
+    torch.manual_seed(0)
+    model = build_model(ModelSpec(**rec.target))
+    opt = make_optimizer(model, lr=0.5, weight_decay=0.0)
+    names = {id(p): n for n, p in model.named_parameters()}
+    expected = {}
+    for g in opt.param_groups:
+        for p in g["params"]:
+            expected[names[id(p)]] = g["lr"]
+    got = rec.param_groups
+    assert sum(g["tensors"] for g in got) == len(expected)
+    for name, lr in expected.items():
+        pattern = ".".join("*" if part.isdigit() else part for part in name.split("."))
+        match = [g for g in got if g["params"] == pattern]
+        assert len(match) == 1, name
+        assert match[0]["lr"] == pytest.approx(lr, rel=1e-12)
+    qkv = next(g for g in got if "qkv" in g["params"])
+    assert qkv["tensors"] == 4 and qkv["shape"][1] == 256
+    # the written YAML re-reads to the same values, and its paste block is a trial YAML
+    data = yaml.safe_load((run / "recommended.yaml").read_text())
+    assert data["hyperparameters"] == rec.hyperparameters
+    assert data["param_groups"] == rec.param_groups
+    paste = yaml.safe_load(data["paste"])
+    assert ModelSpec(**paste["model"]) == ModelSpec(**rec.target)
+    assert paste["train"]["lr"] == 0.5
+
+
+def test_weight_decay_groups_follow_the_optimizer(run_factory):
+    t = make_trials(widths=(64, 128), noise=0.003, fixed={"weight_decay": 0.1})
+    rec = recommend(run_factory(t, base=BASE), width=128, depth=2)
+    assert rec.hyperparameters["weight_decay"] == 0.1
+    model = build_model(ModelSpec(**rec.target))
+    opt = make_optimizer(model, lr=0.5, weight_decay=0.1)
+    assert sorted({(g["lr"], g["weight_decay"]) for g in opt.param_groups}) == sorted(
+        {(g["lr"], g["weight_decay"]) for g in rec.param_groups}
+    )
+
+
+def test_drifting_sp_lr_is_extrapolated_with_loud_warning(run_factory):
+    t = make_trials(
+        widths=(64, 128, 256),
+        c0=-4.0,
+        drift=-1.0,
+        grid=range(-10, 1),
+        noise=0.002,
+        parametrization="sp",
+    )
+    rec = recommend(run_factory(t, base=BASE | {"parametrization": "sp"}), width=2048, depth=2)
+    ev = rec.evidence["hps"]["lr"]
+    slope = ev["drift"]["width"]["slope"]
+    assert slope == pytest.approx(-1.0, abs=0.05)
+    # from the widest proxy's best (2^-6 at 256) along the fitted drift, 3 doublings
+    assert rec.hyperparameters["lr"] == pytest.approx(2.0**-6 * 2.0 ** (3 * slope), rel=1e-9)
+    assert ev["extrapolated"] is True and ev["shift_log2"] == pytest.approx(3 * slope)
+    assert any("does NOT transfer" in w for w in rec.warnings)
+
+
+def test_far_extrapolation_and_untested_depth_warn(run_factory):
+    rec = recommend(
+        run_factory(make_trials(widths=(64, 128), noise=0.003), base=BASE), width=4096, depth=32
+    )
+    assert any("5.0 doublings beyond the largest proxy" in w for w in rec.warnings)
+    assert any("depth transfer was not tested" in w for w in rec.warnings)
+    assert rec.param_groups  # a 4096 x 32 target costs nothing on the meta device
+
+
+def test_best_config_prefers_confirmed_configs():
+    lines = make_trials(widths=(64,), seeds=(0,), noise=0.0)
+    confirm = make_trials(widths=(64,), seeds=(0, 1, 2), grid=(0,), noise=0.0, stage="3-confirm")
+    confirm["val_loss"] += 0.001  # slightly worse than the single-seed best, but confirmed
+    hps, src = best_config(pd.concat([lines, confirm]), "val_loss")
+    assert hps["lr"] == 1.0 and src["seeds"] == 4 and "3-confirm" in src["stage"]
+
+
+def test_best_config_skips_configs_with_a_diverged_seed():
+    t = make_trials(widths=(64,), seeds=(0, 1), noise=0.0)
+    bad = (t["lr"] == 0.5) & (t["seed"] == 1)
+    t.loc[bad, "status"], t.loc[bad, "val_loss"] = "diverged", math.nan
+    hps, _ = best_config(t, "val_loss")
+    assert hps["lr"] in (0.25, 1.0)
+
+
+def test_bad_target_is_a_user_error(run_factory):
+    run = run_factory(make_trials(widths=(64, 128)), base=BASE)
+    with pytest.raises(UserError, match="not a multiple of head_dim 16"):
+        recommend(run, width=100, depth=2)
+    with pytest.raises(UserError, match="must be positive"):
+        recommend(run, width=0, depth=2)
+
+
+def test_inconclusive_drift_near_zero_is_carried_with_warning(run_factory):
+    t = make_trials(widths=(64, 128), noise=0.4, drift=0.0, rng_seed=3)
+    rec = recommend(run_factory(t, base=BASE), width=1024, depth=2)
+    ev = rec.evidence["hps"]["lr"]
+    assert ev["verdict"] == "inconclusive"
+    assert ev["extrapolated"] is False
+    assert rec.hyperparameters["lr"] == ev["proxy_value"]
+    assert any("not distinguishable from zero" in w for w in rec.warnings)
+
+
+def test_optimum_at_grid_edge_warns(run_factory):
+    t = make_trials(widths=(64, 128), c0=3.0, grid=range(-3, 2), noise=0.001)
+    rec = recommend(run_factory(t, base=BASE), width=128, depth=2)
+    assert rec.hyperparameters["lr"] == 2.0
+    assert any("edge of the swept range" in w for w in rec.warnings)

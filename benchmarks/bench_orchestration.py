@@ -127,7 +127,7 @@ def time_tune(n: int, seconds: float, workers: int) -> tuple[float, float]:
         start = time.perf_counter()
         grid = tuner.fit()
         wall = time.perf_counter() - start
-        busy = float(sum(r.metrics["busy"] for r in grid))
+        busy = float(sum((grid[i].metrics or {}).get("busy", 0.0) for i in range(len(grid))))
     return wall, busy
 
 

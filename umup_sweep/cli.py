@@ -33,7 +33,7 @@ def main() -> None:
     """Entry point: run the app, turning `UserError` into one line on stderr and exit code 2."""
     _register_commands()
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
     except UserError as err:
         typer.echo(f"error: {err}", err=True)
         sys.exit(2)
@@ -53,6 +53,7 @@ def main() -> None:
         if isinstance(exc, click.exceptions.Abort):
             sys.exit(1)
         raise
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

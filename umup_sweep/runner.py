@@ -276,17 +276,17 @@ def _trial_line(spec: TrialSpec, result: TrialResult, metric: str) -> str:
 
 
 def _analyze(run_dir: Path, verbose: bool, console: Console) -> str | None:
-    """Run the transfer analysis (writes transfer.json); a failure is reported, not fatal:
-    the trials are already saved and `umup-sweep plot` retries it."""
-    from umup_sweep.analysis import analyze_run
+    """Run the transfer analysis (transfer.json, plots/, report.md); a failure is reported, not
+    fatal: the trials are already saved and `umup-sweep report` retries it."""
+    from umup_sweep.analysis import finalize_run
 
     try:
-        analyze_run(run_dir)
+        finalize_run(run_dir)
     except Exception as exc:
         if verbose:
             console.print(traceback.format_exc(), highlight=False)
         first = (str(exc).splitlines() or [""])[0]
-        return f"{type(exc).__name__}: {first} (rerun with `umup-sweep plot {run_dir}`)"
+        return f"{type(exc).__name__}: {first} (rerun with `umup-sweep report {run_dir}`)"
     return None
 
 

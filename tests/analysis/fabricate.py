@@ -32,8 +32,11 @@ def make_trials(
     rng_seed: int = 0,
     fixed: dict | None = None,
     stage: str = "grid",
+    precision: str | None = None,
+    offset: float = 0.0,
 ) -> pd.DataFrame:
-    """Loss = 2.5 − 0.05·log2(w/w0) + curvature·(x − c0 − drift·log2(w/w0))² + seeded noise."""
+    """Loss = 2.5 + offset − 0.05·log2(w/w0) + curvature·(x − c0 − drift·log2(w/w0))² + seeded
+    noise. With ``precision`` the frame has a `precision` column (else none, as old runs)."""
     rng = np.random.default_rng(rng_seed)
     rows = []
     for depth in depths:
@@ -46,11 +49,13 @@ def make_trials(
                     hps = dict(HP_DEFAULTS) | (fixed or {})
                     hps[hp] = 2.0**x
                     diverged = diverge_above is not None and x > diverge_above
-                    loss = 2.5 - 0.05 * u - 0.02 * v + curvature * (x - centre) ** 2
+                    loss = 2.5 + offset - 0.05 * u - 0.02 * v + curvature * (x - centre) ** 2
                     loss += rng.normal(0, noise)
                     rows.append(
                         {
-                            "trial_key": f"{parametrization}-{width}-{depth}-{seed}-{x}",
+                            "trial_key": "-".join(
+                                str(v) for v in (parametrization, precision, width, depth, seed, x)
+                            ),
                             "stage": stage,
                             "parametrization": parametrization,
                             "width": width,
@@ -69,6 +74,7 @@ def make_trials(
                             "node_id": "n0",
                             "error": "" if not diverged else "loss is nan",
                         }
+                        | ({} if precision is None else {"precision": precision})
                     )
     df = pd.DataFrame(rows)
     return df[
@@ -106,6 +112,7 @@ def write_run(
     tolerance=0.25,
     base: dict | None = None,
     metric: str = "val_loss",
+    analysis: dict | None = None,
 ) -> Path:
     """A run directory with sweep.yaml and trials.csv as the driver writes them."""
     run = root / name
@@ -122,7 +129,7 @@ def write_run(
         },
         "hyperparameters": {h: {"values": [1.0]} for h in swept},
         "metric": metric,
-        "analysis": {"tolerance": tolerance},
+        "analysis": {"tolerance": tolerance} | (analysis or {}),
     }
     (run / "sweep.yaml").write_text(yaml.safe_dump(sweep))
     trials.to_csv(run / "trials.csv", index=False)

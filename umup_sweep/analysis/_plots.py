@@ -3,8 +3,10 @@
 Top row: seed mean with a min–max band, grid argmin (dot) and fitted optimum (dashed line),
 diverged trials as ✕ on the top edge (never dropped). Bottom row: the optimum per proxy against
 width (or depth) with its error bar, the fitted drift line and the ±tolerance band around the
-reference optimum — the picture of "does it transfer". One column per run × parametrization,
-so `plot_runs([umup_run, sp_run])` gives the side-by-side u-μP vs SP figure.
+reference optimum — the picture of "does it transfer". One column per run × parametrization ×
+precision, so `plot_runs([umup_run, sp_run])` gives the side-by-side u-μP vs SP figure, and a run
+with fp32 and fp8_sim trials gets a column per precision on a shared loss axis, the fp32 optima
+drawn as hollow markers in the fp8_sim drift panel and the precision verdict in its title.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter  # noqa: E402
 
-from umup_sweep.analysis._run import PLOTS_DIR  # noqa: E402
+from umup_sweep.analysis._run import PLOTS_DIR, precision_rank  # noqa: E402
 from umup_sweep.analysis._transfer import (  # noqa: E402
     HPTransfer,
     ProxyOptimum,
@@ -70,11 +72,17 @@ def _ylim(res: HPTransfer) -> tuple[float, float]:
     return lo - 0.05 * span, hi + 0.6 * span
 
 
-def _curves_panel(ax: Axes, res: HPTransfer, title: str) -> None:
+def _curves_panel(
+    ax: Axes,
+    res: HPTransfer,
+    title: str,
+    ylim: tuple[float, float] | None = None,
+    base: HPTransfer | None = None,
+) -> None:
     cmap = plt.get_cmap("viridis")
     n = len(res.per_proxy)
     top_edge = transforms.blended_transform_factory(ax.transData, ax.transAxes)
-    ylo, yhi = _ylim(res)
+    ylo, yhi = ylim or _ylim(res)
     xs_all: list[float] = []
     for i, p in enumerate(res.per_proxy):
         colour = cmap(0.85 * i / max(n - 1, 1))
@@ -136,6 +144,13 @@ def _curves_panel(ax: Axes, res: HPTransfer, title: str) -> None:
                 clip_on=False,
                 alpha=0.7,
             )
+    base_opt: float | None = None
+    if base is not None:  # the reference precision's optimum at its widest proxy, for comparison
+        fitted = [p for p in base.per_proxy if p.fit_optimum_log2 is not None]
+        if fitted:
+            base_opt = max(fitted, key=lambda p: (p.width, p.depth)).fit_optimum_log2
+    if base_opt is not None:
+        ax.axvline(base_opt, color="tab:blue", ls=":", lw=2.0, alpha=0.9)
     ax.set_ylim(ylo, yhi)
     ticks = sorted({round(x) for x in xs_all})
     ax.xaxis.set_major_locator(FixedLocator(ticks))
@@ -151,19 +166,43 @@ def _curves_panel(ax: Axes, res: HPTransfer, title: str) -> None:
         plt.Line2D([], [], marker="^", ls="", color="grey"),
     ]
     labels += ["grid best", "fitted optimum", "diverged", "mean above view"]
+    if base_opt is not None:
+        handles.append(plt.Line2D([], [], ls=":", lw=2.0, color="tab:blue"))
+        labels.append(f"{base.precision} optimum" if base is not None else "")
     ax.legend(
         handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0
     )
 
 
-def _drift_panel(ax: Axes, res: HPTransfer) -> None:
-    axis = res.axes[0] if res.axes else "width"
-    ref = res.reference[axis]
+def _optima(res: HPTransfer, axis: str, ref: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per proxy with an optimum: log2 doublings along ``axis``, fitted optimum, its se."""
     pts = [p for p in res.per_proxy if p.fit_optimum_log2 is not None]
     u = np.array([math.log2(getattr(p, axis) / ref) for p in pts])
     y = np.array([p.fit_optimum_log2 for p in pts], dtype=float)
     err = np.array([p.fit_optimum_se if p.fit_optimum_se is not None else 0.0 for p in pts])
-    ax.errorbar(u, y, yerr=2 * err, fmt="o", color="black", capsize=3, label="optimum per proxy")
+    return u, y, err
+
+
+def _drift_panel(ax: Axes, res: HPTransfer, base: HPTransfer | None = None) -> None:
+    axis = res.axes[0] if res.axes else "width"
+    ref = res.reference[axis]
+    pts = [p for p in res.per_proxy if p.fit_optimum_log2 is not None]
+    u, y, err = _optima(res, axis, ref)
+    label = "optimum per proxy" + (f" ({res.precision})" if base is not None else "")
+    ax.errorbar(u, y, yerr=2 * err, fmt="o", color="black", capsize=3, label=label, zorder=4)
+    if base is not None and axis in (base.axes or [axis]):
+        bu, by, berr = _optima(base, axis, ref)
+        ax.errorbar(
+            bu + 0.04,
+            by,
+            yerr=2 * berr,
+            fmt="o",
+            mfc="white",
+            color="tab:blue",
+            capsize=2,
+            label=f"optimum per proxy ({base.precision})",
+            zorder=3,
+        )
     if res.centre_log2 is not None and axis in res.drift:
         d = res.drift[axis]
         grid = np.linspace(min(u.min(initial=0), 0), max(u.max(initial=1), 1), 20)
@@ -192,15 +231,56 @@ def _drift_panel(ax: Axes, res: HPTransfer) -> None:
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 
 
-def _title(res: HPTransfer, run: str) -> str:
+def _title(res: HPTransfer, run: str, show_precision: bool = False) -> str:
     label = PARAM_LABEL.get(res.parametrization, res.parametrization)
+    if show_precision or res.precision != "fp32":
+        label += f" {res.precision}"
     head = f"{res.hp} — {label} ({run}): {res.verdict}"
     parts = [f"{d.slope:+.2f}±{d.se:.2f} log2/{a}×2" for a, d in res.drift.items()]
-    return head + ("\n" + "drift " + ", ".join(parts) if parts else "")
+    lines = [head] + (["drift " + ", ".join(parts)] if parts else [])
+    vs = res.vs_reference
+    if vs:
+        shift = vs.get("shift_log2")
+        gap = vs.get("max_gap")
+        detail = [] if shift is None else [f"shift {shift:+.2f}±{vs.get('shift_se') or 0:.2f} log2"]
+        detail += [] if gap is None else [f"loss gap ≤ {gap:+.3f}"]
+        lines.append(
+            f"vs {vs['reference']}: {vs['verdict']}" + (f" ({', '.join(detail)})" if detail else "")
+        )
+    return "\n".join(lines)
+
+
+def _reference_of(panels: list[tuple[str, HPTransfer]], j: int) -> HPTransfer | None:
+    """The reference-precision analysis of panel ``j``'s run and parametrization (None when
+    panel ``j`` is itself the reference or the run has one precision)."""
+    run, res = panels[j]
+    ref = res.vs_reference.get("reference")
+    if not ref:
+        return None
+    for other_run, other in panels:
+        if other_run == run and other.parametrization == res.parametrization:
+            if other.precision == ref and other is not res:
+                return other
+    return None
+
+
+def _shared_ylims(panels: list[tuple[str, HPTransfer]]) -> list[tuple[float, float]]:
+    """One loss range per (run, parametrization) across its precisions, so curves compare."""
+    groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for run, res in panels:
+        groups.setdefault((run, res.parametrization), []).append(_ylim(res))
+    out = []
+    for run, res in panels:
+        lims = groups[(run, res.parametrization)]
+        out.append((min(lo for lo, _ in lims), max(hi for _, hi in lims)))
+    return out
 
 
 def transfer_figure(panels: list[tuple[str, HPTransfer]], metric: str) -> Figure:
     """The figure for one HP: a column per (run name, analysis); curves on top, drift below.
+
+    Analyses of one run and parametrization at several precisions share the loss axis; a low
+    precision's drift panel also shows the reference precision's optima (hollow markers).
 
     Example:
         >>> fig = transfer_figure([("lr_width", report.results["lr"]["umup"])], "val_loss")
@@ -210,10 +290,13 @@ def transfer_figure(panels: list[tuple[str, HPTransfer]], metric: str) -> Figure
     fig, axes = plt.subplots(
         2, ncol, figsize=(8.2 * ncol, 7.6), squeeze=False, gridspec_kw={"height_ratios": [2.2, 1]}
     )
+    ylims = _shared_ylims(panels)
+    several = len({res.precision for _, res in panels}) > 1
     for j, (run, res) in enumerate(panels):
-        _curves_panel(axes[0, j], res, _title(res, run))
+        base = _reference_of(panels, j)
+        _curves_panel(axes[0, j], res, _title(res, run, several), ylims[j], base)
         axes[0, j].set_ylabel(metric)
-        _drift_panel(axes[1, j], res)
+        _drift_panel(axes[1, j], res, base)
     fig.tight_layout()
     return fig
 
@@ -265,7 +348,12 @@ def plot_runs(
     names = [rep.run for rep in reports]
     for hp in hps:
         panels = [
-            (rep.run, res) for rep in reports for _, res in sorted(rep.results.get(hp, {}).items())
+            (rep.run, res)
+            for rep in reports
+            for res in sorted(
+                rep.results.get(hp, {}).values(),
+                key=lambda r: (r.parametrization, precision_rank(r.precision)),
+            )
         ]
         stem = hp if len(reports) == 1 else f"{hp}_{'_vs_'.join(names)}"
         written += plot_hp(panels, reports[0].metric, out / stem, formats)

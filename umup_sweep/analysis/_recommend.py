@@ -20,8 +20,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from umup_sweep.analysis._run import RECOMMENDED_FILE, RunData, load_run
-from umup_sweep.analysis._transfer import HPTransfer, TransferReport, analyze_run
+from umup_sweep.analysis._precision import PrecisionReport
+from umup_sweep.analysis._run import RECOMMENDED_FILE, RunData, load_run, precision_rank
+from umup_sweep.analysis._transfer import HPTransfer, TransferReport, analyze_run, result_key
 from umup_sweep.errors import UserError
 from umup_sweep.spec import HP_NAMES, MODEL_HPS, ModelSpec
 
@@ -252,6 +253,50 @@ def _carry_value(
     return new, ev
 
 
+def _precision_evidence(
+    hp: str,
+    value: float,
+    param: str,
+    reference: str,
+    report: PrecisionReport,
+    ev: dict[str, Any],
+    warnings: list[str],
+) -> list[str]:
+    """Whether ``hp``'s optimum holds at each lower precision: adds `ev["precision"]`, a warning
+    when it shifts or degrades, and returns one line per precision for the evidence."""
+    lines = []
+    for low in report.precisions:
+        c = report.get(hp, param, low)
+        if low == reference or c is None or c.reference != reference:
+            continue
+        worst_regret = max((p.regret for p in c.per_proxy if p.regret is not None), default=None)
+        ev.setdefault("precision", {})[low] = {
+            "verdict": c.verdict,
+            "shift_log2": c.shift_log2,
+            "shift_se": c.shift_se,
+            "max_gap": c.max_gap,
+            "max_gap_at_reference_optimum": c.max_gap_at_reference_optimum,
+            "max_regret": worst_regret,
+            "reason": c.reason,
+        }
+        lines.append(c.sentence())
+        if c.verdict == "shifts" and c.shift_log2 is not None:
+            cost = "" if worst_regret is None else f" (keeping {value:.4g} costs up to "
+            cost += "" if worst_regret is None else f"{worst_regret:.4f} on the proxies)"
+            warnings.append(
+                f"{hp}: the optimum does NOT hold in {low}: it shifts by {c.shift_log2:+.2f} ± "
+                f"{c.shift_se or 0:.2f} log2 from {reference}'s, to about "
+                f"{value * 2.0**c.shift_log2:.4g}{cost}; re-tune {hp} if the target trains in {low}"
+            )
+        elif c.verdict == "degrades":
+            gap = "" if c.max_gap is None else f" (loss gap up to {c.max_gap:+.3f} at the optimum)"
+            warnings.append(
+                f"{hp}: training degrades in {low} vs {reference}{gap}, beyond the "
+                f"{c.loss_threshold:g} threshold: {c.reason}"
+            )
+    return lines
+
+
 def recommend(
     run_dir: str | Path | RunData,
     width: int,
@@ -284,15 +329,24 @@ def recommend(
     trials = run.trials[run.trials["parametrization"] == param]
     if trials.empty:
         param, trials = params[0], run.trials[run.trials["parametrization"] == params[0]]
+    # HPs come from the highest precision (the reference, fp32); lower ones are checked against it
+    precision = min((str(p) for p in trials["precision"]), key=precision_rank)
+    pass
     hps, src = best_config(trials, run.metric)
+    src["precision"] = precision
     target = {"width": width, "depth": depth}
     warnings: list[str] = []
     if len(params) > 1:
         warnings.append(f"the run holds {params}: recommending for {param}")
     evidence: dict[str, Any] = {}
+    checks: list[str] = []
     for hp in run.swept:
-        res = report.results.get(hp, {}).get(param)
+        res = report.results.get(hp, {}).get(result_key(param, precision))
         hps[hp], evidence[hp] = _carry_value(hp, hps[hp], res, src, target, warnings, param)
+        if report.precision is not None:
+            checks += _precision_evidence(
+                hp, hps[hp], param, precision, report.precision, evidence[hp], warnings
+            )
     if param == "sp" and not any("does NOT transfer" in w for w in warnings):
         warnings.append(
             "SP: the optimal LR does NOT transfer across width; the recommended lr is "
@@ -336,7 +390,13 @@ def recommend(
         hyperparameters=hps,
         source=src,
         param_groups=groups,
-        evidence={"metric": run.metric, "parametrization": param, "hps": evidence},
+        evidence={
+            "metric": run.metric,
+            "parametrization": param,
+            "precision": precision,
+            "precision_checks": checks,
+            "hps": evidence,
+        },
         warnings=warnings,
         paste=_paste_block(spec, hps, train or {}),
     )

@@ -18,8 +18,14 @@ def _f(v: float | None, digits: int = 3) -> str:
     return "–" if v is None or not math.isfinite(v) else f"{v:.{digits}f}"
 
 
+def _label(parametrization: str, precision: str = "fp32") -> str:
+    """`u-μP`, or `u-μP fp8_sim` below fp32."""
+    label = PARAM_LABEL.get(parametrization, parametrization)
+    return label if precision == "fp32" else f"{label} {precision}"
+
+
 def _hp_section(res: HPTransfer, metric: str) -> list[str]:
-    label = PARAM_LABEL.get(res.parametrization, res.parametrization)
+    label = _label(res.parametrization, res.precision)
     lines = [
         f"### {res.hp} — {label}: **{res.verdict}**",
         "",
@@ -49,6 +55,67 @@ def _hp_section(res: HPTransfer, metric: str) -> list[str]:
     if res.loss_flags or res.notes:
         lines.append("")
     return lines
+
+
+def _precision_section(report: TransferReport) -> list[str]:
+    """The precision table (only for runs with more than one precision)."""
+    prec = report.precision
+    if prec is None or len(prec.precisions) < 2 or prec.reference is None:
+        return []
+    ref = prec.reference
+    lines = [
+        "## Precision",
+        "",
+        f"Precisions: {', '.join(prec.precisions)}; each compared with {ref} at the same proxy "
+        f"and the same values of the other HPs. *holds*: the 95% interval of the optimum's shift "
+        f"(pooled over proxies) lies within ±{prec.tolerance:g} log2 and the {report.metric} gap "
+        f"at the optimum stays below {prec.loss_threshold:g}; *degrades*: the gap exceeds "
+        f"{prec.loss_threshold:g}; *shifts*: the shift's interval lies outside "
+        f"±{prec.tolerance:g}; *inconclusive* otherwise.",
+        "",
+        f"| HP | parametrization | precision | shift vs {ref} (log2) | {report.metric} gap at "
+        f"the optimum | gap at {ref}'s optimum | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in prec.rows():
+        param = PARAM_LABEL.get(row["parametrization"], row["parametrization"])
+        lines.append(
+            f"| {row['hp']} | {param} | {row['precision']} | {row['shift']} | {row['gap']} "
+            f"| {row['gap_at_reference_optimum']} | **{row['verdict']}** |"
+        )
+    if not prec.comparisons:
+        lines.append("| – | – | – | – | – | – | no HP swept at two precisions |")
+    lines.append("")
+    for c in prec.all():
+        label = PARAM_LABEL.get(c.parametrization, c.parametrization)
+        lines += [
+            f"### {c.hp} — {label} {c.precision} vs {ref}: **{c.verdict}**",
+            "",
+            f"{c.reason}.",
+            "",
+            f"| proxy (width×depth) | {ref} optimum (log2) | {c.precision} optimum (log2) "
+            f"| shift ± se | {ref} {report.metric} | {c.precision} {report.metric} | gap ± se "
+            f"| gap at {ref}'s optimum | verdict |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for p in c.per_proxy:
+            lines.append(
+                f"| {p.width}×{p.depth} | {_f(p.reference_optimum_log2, 2)} "
+                f"| {_f(p.optimum_log2, 2)} | {_sf(p.shift_log2, 2)} ± {_f(p.shift_se, 2)} "
+                f"| {_f(p.reference_loss, 4)} | {_f(p.loss, 4)} | {_sf(p.gap, 4)} ± "
+                f"{_f(p.gap_se, 4)} | {_sf(p.gap_at_reference_optimum, 4)} | {p.verdict} |"
+            )
+        lines.append("")
+        for note in c.notes:
+            lines.append(f"- ⚠ {note}")
+        if c.notes:
+            lines.append("")
+    return lines
+
+
+def _sf(v: float | None, digits: int = 3) -> str:
+    """Signed: `+0.012`."""
+    return "–" if v is None or not math.isfinite(v) else f"{v:+.{digits}f}"
 
 
 def write_report(
@@ -84,13 +151,14 @@ def write_report(
         "|---|---|---|---|---|",
     ]
     for row in report.rows():
-        param = PARAM_LABEL.get(row["parametrization"], row["parametrization"])
+        param = _label(row["parametrization"].split("@")[0], row["precision"])
         lines.append(
             f"| {row['hp']} | {param} | {row['drift']} | **{row['verdict']}** | {row['regret']} |"
         )
     if not report.results:
         lines.append("| – | – | – | no HP swept over ≥ 3 values | – |")
     lines += ["", f"Machine-readable: [{TRANSFER_FILE}]({TRANSFER_FILE}).", ""]
+    lines += _precision_section(report)
     if plots:
         lines += ["## Plots", ""]
         for p in plots:

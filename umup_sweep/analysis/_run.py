@@ -24,6 +24,24 @@ RECOMMENDED_FILE = "recommended.yaml"
 REPORT_FILE = "report.md"
 PLOTS_DIR = "plots"
 DEFAULT_TOLERANCE = 0.25
+DEFAULT_PRECISION = "fp32"  # trials.csv from before the precision axis: everything ran in fp32
+# Highest precision first: the first one present is the reference the others are compared with.
+PRECISION_ORDER = ("fp32", "bf16", "fp8_sim")
+# |shift| of a low precision's optimum (log2) that still "holds", and the loss gap (in the
+# metric's units, nats for val_loss) at the optimum beyond which a precision "degrades".
+DEFAULT_PRECISION_TOLERANCE = 0.5
+DEFAULT_PRECISION_LOSS_THRESHOLD = 0.05
+
+
+def precision_rank(name: str) -> tuple[int, str]:
+    """Sort key: fp32, bf16, fp8_sim, then any other name alphabetically.
+
+    Example:
+        >>> sorted(["fp8_sim", "fp32", "bf16"], key=precision_rank)
+        ['fp32', 'bf16', 'fp8_sim']
+    """
+    order = PRECISION_ORDER.index(name) if name in PRECISION_ORDER else len(PRECISION_ORDER)
+    return order, name
 
 
 @dataclass
@@ -36,6 +54,10 @@ class RunData:
         metric: the column the sweep minimised (`val_loss` by default).
         swept: the swept HP names, in declaration order.
         tolerance: the transfer tolerance (log2 per doubling) from `analysis.tolerance`.
+        precision_tolerance: |shift| (log2) of a low precision's optimum that still holds
+            (`analysis.precision_tolerance`).
+        precision_loss_threshold: loss gap at the optimum beyond which a low precision
+            degrades (`analysis.precision_loss_threshold`).
         trials: the trials table (every HP has a column; `status` ok|diverged|failed).
         sweep: the raw sweep.yaml mapping ({} when absent).
         base: the proxy family's base ModelSpec (None when sweep.yaml does not say).
@@ -49,6 +71,13 @@ class RunData:
     trials: pd.DataFrame
     sweep: dict[str, Any] = field(default_factory=dict)
     base: ModelSpec | None = None
+    precision_tolerance: float = DEFAULT_PRECISION_TOLERANCE
+    precision_loss_threshold: float = DEFAULT_PRECISION_LOSS_THRESHOLD
+
+    @property
+    def precisions(self) -> list[str]:
+        """The precisions in the trials, highest first (`["fp32"]` for older runs)."""
+        return sorted({str(p) for p in self.trials["precision"]}, key=precision_rank)
 
 
 def _model_spec_from(mapping: Any) -> ModelSpec | None:
@@ -98,7 +127,8 @@ def _swept_from_trials(trials: pd.DataFrame) -> tuple[str, ...]:
 
 
 def load_trials(path: Path, metric: str = "val_loss") -> pd.DataFrame:
-    """Read and normalise `trials.csv`: HP columns filled with defaults, numbers as floats."""
+    """Read and normalise `trials.csv`: HP columns filled with defaults, numbers as floats, a
+    `precision` column (fp32 where absent: runs from before the precision axis)."""
     try:
         df = pd.read_csv(path)
     except pd.errors.EmptyDataError:
@@ -118,6 +148,10 @@ def load_trials(path: Path, metric: str = "val_loss") -> pd.DataFrame:
         df[name] = pd.to_numeric(df[name], errors="coerce").fillna(HP_DEFAULTS[name])
     if "parametrization" not in df.columns:
         df["parametrization"] = "umup"
+    if "precision" not in df.columns:
+        df["precision"] = DEFAULT_PRECISION
+    df["precision"] = df["precision"].fillna(DEFAULT_PRECISION).astype(str)
+    df.loc[df["precision"].str.strip() == "", "precision"] = DEFAULT_PRECISION
     if "seed" not in df.columns:
         df["seed"] = 0
     if "stage" not in df.columns:
@@ -172,6 +206,7 @@ def load_run(run_dir: str | Path, metric: str | None = None) -> RunData:
         analysis = sweep.get("analysis") if isinstance(sweep.get("analysis"), dict) else {}
         tolerance = float((analysis or {}).get("tolerance", DEFAULT_TOLERANCE))
         name, base = str(sweep.get("name") or path.name), _find_base(sweep)
+    shift_tol, loss_thr = _precision_settings(spec, sweep, sweep_path)
     return RunData(
         path=path,
         name=name,
@@ -181,4 +216,30 @@ def load_run(run_dir: str | Path, metric: str | None = None) -> RunData:
         trials=trials,
         sweep=sweep,
         base=base,
+        precision_tolerance=shift_tol,
+        precision_loss_threshold=loss_thr,
     )
+
+
+def _precision_settings(spec: Any, sweep: dict[str, Any], source: Path) -> tuple[float, float]:
+    """`analysis.precision_tolerance` / `analysis.precision_loss_threshold`: from the validated
+    spec when it has them, else from the raw YAML, else the defaults."""
+    raw = sweep.get("analysis") if isinstance(sweep.get("analysis"), dict) else {}
+    out = []
+    for key, default in (
+        ("precision_tolerance", DEFAULT_PRECISION_TOLERANCE),
+        ("precision_loss_threshold", DEFAULT_PRECISION_LOSS_THRESHOLD),
+    ):
+        value = getattr(getattr(spec, "analysis", None), key, None)
+        if value is None:
+            value = (raw or {}).get(key, default)
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise DataError(
+                f"{source}: analysis.{key} must be a positive number, got {value!r}"
+            ) from None
+        if not value > 0:
+            raise DataError(f"{source}: analysis.{key} must be a positive number, got {value}")
+        out.append(value)
+    return out[0], out[1]

@@ -5,6 +5,10 @@ the narrowest proxy's optimum to the widest. Written to `runs/X/transfer.json`.
 Verdict rule (tolerance ``tol`` in log2 per doubling, default 0.25): with the 95% interval
 ``CI = drift ± 2·se``, *transfers* when the CI lies within ``[−tol, +tol]``, *drifts* when it lies
 entirely outside, else *inconclusive* (the error bar straddles the tolerance).
+
+Runs with a precision axis are analysed per (parametrization, precision): fp32 results keep the
+plain parametrization key (``results["lr"]["umup"]``), others are keyed ``"umup@fp8_sim"``; the
+comparison across precisions is in `report.precision` (see `_precision.py`).
 """
 
 from __future__ import annotations
@@ -13,14 +17,23 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from umup_sweep.analysis._fit import BowlFit, fit_moving_bowl, fit_parabola
-from umup_sweep.analysis._run import TRANSFER_FILE, RunData, load_run
+from umup_sweep.analysis._run import (
+    DEFAULT_PRECISION,
+    TRANSFER_FILE,
+    RunData,
+    load_run,
+    precision_rank,
+)
 from umup_sweep.spec import HP_NAMES
+
+if TYPE_CHECKING:
+    from umup_sweep.analysis._precision import PrecisionReport
 
 Z = 2.0  # half-width of the interval in standard errors (≈95%)
 N_BOOT = 200  # parametric-bootstrap replicates for the drift's standard error
@@ -90,6 +103,7 @@ class HPTransfer:
     verdict: str
     reason: str
     tolerance: float
+    precision: str = DEFAULT_PRECISION
     centre_log2: float | None = None
     centre_se: float | None = None
     curvature: list[float] | None = None  # per proxy, loss per log2² from the optimum
@@ -101,6 +115,13 @@ class HPTransfer:
     n_ok: int = 0
     n_diverged: int = 0
     n_failed: int = 0
+    # for a low precision: its comparison with the reference precision (verdict, shift, gap)
+    vs_reference: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Its key in `TransferReport.results[hp]`: `umup`, or `umup@fp8_sim` below fp32."""
+        return result_key(self.parametrization, self.precision)
 
     def optimum_log2_at(self, width: int, depth: int) -> float | None:
         """The fitted optimum (log2) extrapolated along the drift line to ``(width, depth)``."""
@@ -112,9 +133,26 @@ class HPTransfer:
         )
 
 
+def result_key(parametrization: str, precision: str = DEFAULT_PRECISION) -> str:
+    """Key of one analysis in `TransferReport.results[hp]`: the parametrization, with
+    ``@precision`` appended unless fp32 (so runs without a precision axis read as before).
+
+    Example:
+        >>> result_key("umup"), result_key("umup", "fp8_sim")
+        ('umup', 'umup@fp8_sim')
+    """
+    if precision == DEFAULT_PRECISION:
+        return parametrization
+    return f"{parametrization}@{precision}"
+
+
 @dataclass
 class TransferReport:
-    """Everything `analyze_run` found; `to_dict()` is the `transfer.json` content."""
+    """Everything `analyze_run` found; `to_dict()` is the `transfer.json` content.
+
+    `results[hp][key]` holds one `HPTransfer` per parametrization and precision (key from
+    `result_key`); `precision` compares each lower precision's optima with the reference's.
+    """
 
     run: str
     run_dir: str
@@ -122,6 +160,14 @@ class TransferReport:
     tolerance: float
     counts: dict[str, int]
     results: dict[str, dict[str, HPTransfer]]
+    precisions: list[str] = field(default_factory=lambda: [DEFAULT_PRECISION])
+    precision: PrecisionReport | None = None
+
+    def get(
+        self, hp: str, parametrization: str, precision: str = DEFAULT_PRECISION
+    ) -> HPTransfer | None:
+        """The analysis of ``hp`` under one parametrization and precision (None: not swept)."""
+        return self.results.get(hp, {}).get(result_key(parametrization, precision))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN written as null)."""
@@ -135,7 +181,8 @@ class TransferReport:
         return out
 
     def rows(self) -> list[dict[str, Any]]:
-        """One summary row per (HP, parametrization): for tables in the CLI and report."""
+        """One summary row per (HP, parametrization, precision): for tables in the CLI and
+        report (`parametrization` is the result key, e.g. `umup@fp8_sim`, so rows differ)."""
         rows = []
         for hp, by_param in self.results.items():
             for param, res in by_param.items():
@@ -146,6 +193,7 @@ class TransferReport:
                     {
                         "hp": hp,
                         "parametrization": param,
+                        "precision": res.precision,
                         "proxies": ", ".join(f"{p.width}x{p.depth}" for p in res.per_proxy),
                         "optima_log2": ", ".join(_fmt(p.fit_optimum_log2) for p in res.per_proxy),
                         "drift": drift or "-",
@@ -435,7 +483,7 @@ def analyze_hp(
     """Transfer analysis of one HP within one parametrization's trials (None: HP not swept here).
 
     Args:
-        df: trials of one parametrization (every status).
+        df: trials of one parametrization and one precision (every status).
         hp: the HP to analyse.
         metric: metric column to minimise.
         tolerance: |drift| in log2 per doubling that still counts as transferring.
@@ -447,6 +495,7 @@ def analyze_hp(
     if not lines:
         return None
     param = str(df["parametrization"].iloc[0])
+    precision = str(df["precision"].iloc[0]) if "precision" in df else DEFAULT_PRECISION
     axes = [a for a in AXES if len({proxy[AXES.index(a)] for proxy in lines}) > 1]
     reference = {"width": min(w for w, _ in lines), "depth": min(d for _, d in lines)}
     per_proxy: list[ProxyOptimum] = []
@@ -475,6 +524,7 @@ def analyze_hp(
         verdict="inconclusive",
         reason="",
         tolerance=tolerance,
+        precision=precision,
         notes=notes,
         **totals,
     )
@@ -616,13 +666,20 @@ def analyze_trials(
     tolerance: float = 0.25,
     window: int = 2,
 ) -> dict[str, dict[str, HPTransfer]]:
-    """Analyse a trials table: ``{hp: {parametrization: HPTransfer}}`` for each swept HP."""
+    """Analyse a trials table: ``{hp: {key: HPTransfer}}`` for each swept HP, one analysis per
+    parametrization and precision (key `umup`, `sp`, `umup@fp8_sim`, ...: see `result_key`)."""
+    if "precision" not in trials.columns:  # a frame from before the precision axis
+        trials = trials.assign(precision=DEFAULT_PRECISION)
+    groups = sorted(
+        trials.groupby(["parametrization", "precision"], sort=False),
+        key=lambda kv: (str(kv[0][0]), precision_rank(str(kv[0][1]))),
+    )
     results: dict[str, dict[str, HPTransfer]] = {}
     for hp in swept:
-        for param, df in trials.groupby("parametrization", sort=True):
+        for _, df in groups:
             res = analyze_hp(df, hp, metric, tolerance, window)
             if res is not None:
-                results.setdefault(hp, {})[str(param)] = res
+                results.setdefault(hp, {})[res.key] = res
     return results
 
 
@@ -631,6 +688,8 @@ def analyze_run(
     tolerance: float | None = None,
     window: int = 2,
     write: bool = True,
+    precision_tolerance: float | None = None,
+    precision_loss_threshold: float | None = None,
 ) -> TransferReport:
     """Analyse a run directory and (by default) write its `transfer.json`.
 
@@ -640,6 +699,10 @@ def analyze_run(
             `analysis.tolerance`, else 0.25.
         window: grid points either side of each proxy's argmin used in the fits.
         write: write `transfer.json` into the run directory.
+        precision_tolerance: |shift| (log2) of a low precision's optimum from fp32's that still
+            holds; default the sweep's `analysis.precision_tolerance`, else 0.5.
+        precision_loss_threshold: loss gap at the optimum beyond which a low precision
+            degrades; default the sweep's `analysis.precision_loss_threshold`, else 0.05.
 
     Example:
         >>> report = analyze_run("runs/lr_width")  # doctest: +SKIP
@@ -652,13 +715,26 @@ def analyze_run(
     counts = {"total": len(run.trials)} | {
         s: int(status.get(s, 0)) for s in ("ok", "diverged", "failed")
     }
+    from umup_sweep.analysis._precision import compare_precisions  # imports this module
+
+    results = analyze_trials(run.trials, run.swept, run.metric, tol, window)
+    precision = compare_precisions(
+        run.trials,
+        results,
+        run.metric,
+        float(precision_tolerance or run.precision_tolerance),
+        float(precision_loss_threshold or run.precision_loss_threshold),
+        window,
+    )
     report = TransferReport(
         run=run.name,
         run_dir=str(run.path),
         metric=run.metric,
         tolerance=tol,
         counts=counts,
-        results=analyze_trials(run.trials, run.swept, run.metric, tol, window),
+        results=results,
+        precisions=precision.precisions,
+        precision=precision,
     )
     if write:
         report.write()

@@ -101,6 +101,9 @@ def run(
             err=True,
         )
         raise SystemExit(130) from None
+    except KeyboardInterrupt:  # Ctrl-C while shutting down: every trial is already committed
+        typer.echo(f"interrupted: resume with: umup-sweep run {sweep_file}", err=True)
+        raise SystemExit(130) from None
     for line in summary.lines():
         typer.echo(line)
 

@@ -1,7 +1,9 @@
 """Connecting to Ray: start a quiet embedded local cluster, or attach to an existing one.
 
-The embedded cluster binds to 127.0.0.1, has no dashboard and no auth, logs only errors, and
-keeps its session files in a temp dir under /tmp that is removed on `close()`. An attached
+The embedded cluster has no dashboard and no auth, logs only errors, and keeps its session
+files in a temp dir under /tmp that is removed on `close()` (or, after a `kill -9`, by the next
+start). Ray 2.60 cannot be bound to loopback: it turns 127.0.0.1 into the node's IP and its
+gRPC servers listen on every interface, so on a shared network run behind a firewall. An attached
 cluster (`address`, or `RAY_ADDRESS`) is only disconnected from, never shut down; so is a Ray
 instance that was already initialised in this process (e.g. by the test suite).
 """
@@ -63,7 +65,6 @@ class RayConnection:
                 address="local",
                 num_cpus=num_cpus or os.cpu_count() or 1,
                 object_store_memory=OBJECT_STORE_BYTES,
-                _node_ip_address="127.0.0.1",
                 _temp_dir=self._temp_dir,
                 **quiet,
             )
@@ -74,12 +75,14 @@ class RayConnection:
         """Disconnect (and stop the embedded cluster, removing its temp dir)."""
         import ray
 
-        if self.owned and ray.is_initialized():
-            ray.shutdown()
-        self.owned = False
-        if self._temp_dir is not None:
-            shutil.rmtree(self._temp_dir, ignore_errors=True)
-            self._temp_dir = None
+        try:
+            if self.owned and ray.is_initialized():
+                ray.shutdown()
+        finally:  # even when a second Ctrl-C interrupts the shutdown
+            self.owned = False
+            if self._temp_dir is not None:
+                shutil.rmtree(self._temp_dir, ignore_errors=True)
+                self._temp_dir = None
 
 
 def _make_package_importable() -> None:

@@ -227,6 +227,7 @@ def print_table(rows: list[dict[str, str]], title: str) -> None:
 
 
 def main() -> None:
+    global LR_LOG2, RM_LOG2
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--seeds", type=int, default=3, help="sampler seeds (real proxy)")
@@ -234,7 +235,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cache", type=Path, default=HERE / "results" / "search_cache.json")
     parser.add_argument("--synthetic-only", action="store_true")
+    parser.add_argument("--lr-log2", type=int, nargs=2, default=LR_LOG2, metavar=("LO", "HI"))
+    parser.add_argument("--rm-log2", type=int, nargs=2, default=RM_LOG2, metavar=("LO", "HI"))
     args = parser.parse_args()
+    LR_LOG2, RM_LOG2 = tuple(args.lr_log2), tuple(args.rm_log2)
 
     def synth_eval(trials: Sequence[TrialSpec]) -> list[float]:
         return [synthetic(t) for t in trials]

@@ -53,13 +53,13 @@ def test_train_from_yaml_with_flag_override(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("model: {widht: 64}\n", "model.widht: unknown key (did you mean 'width'?)"),
+        ("model: {widht: 64}\n", "model.widht: unknown key; did you mean 'width'?"),
         ("model: {width: sixty}\n", "model.width: expected an integer"),
         ("model: {width: 100}\n", "not a multiple of head_dim"),
         ("train: {schedule: exp}\n", "train.schedule: expected one of"),
         ("optimiser: {}\n", "optimiser: unknown key"),
         ("seed: [1]\n", "seed: expected an integer"),
-        ("model: {width: 64\n", "invalid YAML"),
+        ("model: {width: 64\n", "YAML syntax error at line 2"),
         ("- 1\n- 2\n", "expected a mapping"),
     ],
 )

@@ -76,6 +76,8 @@ class AnalysisSpec:
     """Transfer-verdict settings."""
 
     tolerance: float = 0.25  # |drift| in log2 per width doubling that still "transfers"
+    precision_tolerance: float = 0.5  # |optimum shift| in log2 vs fp32 that still "holds"
+    precision_loss_threshold: float = 0.05  # loss gap (nats) at the optimum that "degrades"
 
 
 @dataclass(frozen=True)

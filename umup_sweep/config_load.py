@@ -64,6 +64,7 @@ from umup_sweep.spec import HP_DEFAULTS, HP_NAMES, MODEL_HPS, DataSpec, ModelSpe
 
 __all__ = [
     "STRATEGY_OPTIONS",
+    "build_section",
     "load_proxy_family",
     "load_sweep",
     "parse_overrides",
@@ -155,7 +156,11 @@ _RANGES: dict[type, dict[str, _Check]] = {
         "gpus_per_trial": _NONNEG,
         "max_failures": _NONNEG,
     },
-    AnalysisSpec: {"tolerance": _POS},
+    AnalysisSpec: {
+        "tolerance": _POS,
+        "precision_tolerance": _POS,
+        "precision_loss_threshold": _POS,
+    },
 }
 
 
@@ -288,7 +293,11 @@ def _fields(cls: type, mapping: Mapping[str, Any], source: str, prefix: str) -> 
     return out
 
 
-def _build(cls: Any, mapping: Any, source: str, prefix: str, drop: tuple[str, ...] = ()) -> Any:
+def build_section(
+    cls: Any, mapping: Any, source: str, prefix: str, drop: tuple[str, ...] = ()
+) -> Any:
+    """Instantiate dataclass `cls` (ModelSpec, TrainSpec, ...) from a YAML mapping: unknown
+    keys, wrong types, out-of-range values → `ConfigError` naming `source` and `prefix.key`."""
     values = _fields(cls, _mapping(mapping, source, prefix), source, prefix)
     for k in drop:
         values.pop(k, None)
@@ -846,7 +855,7 @@ def _sweep_from_mapping(data: dict[str, Any], source: str) -> SweepSpec:
     train_vals.update(lr=defaults["lr"], weight_decay=defaults["weight_decay"])
     train = TrainSpec(**train_vals)
 
-    data_spec = _build(DataSpec, data.get("data"), source, "data")
+    data_spec = build_section(DataSpec, data.get("data"), source, "data")
 
     metric = data.get("metric", "val_loss")
     if isinstance(metric, Mapping):
@@ -860,9 +869,9 @@ def _sweep_from_mapping(data: dict[str, Any], source: str) -> SweepSpec:
     if metric not in ("val_loss", "final_train_loss"):
         raise _fail(source, metric_key, "expected val_loss or final_train_loss", metric)
 
-    execution = _build(ExecutionSpec, data.get("execution"), source, "execution")
-    storage = _build(StorageSpec, data.get("storage"), source, "storage")
-    analysis = _build(AnalysisSpec, data.get("analysis"), source, "analysis")
+    execution = build_section(ExecutionSpec, data.get("execution"), source, "execution")
+    storage = build_section(StorageSpec, data.get("storage"), source, "storage")
+    analysis = build_section(AnalysisSpec, data.get("analysis"), source, "analysis")
 
     options = _strategy_options(
         data.get("strategy_options"),

@@ -141,14 +141,14 @@ def run_sweep(
             "reserve GPUs without using them (set train.device: cuda)",
             highlight=False,
         )
+    if strategy is None:  # before the run directory exists: bad data leaves nothing behind
+        strategy = _default_strategy(sweep)
     store = RunStore.open(sweep, force=force)
     n_resumed = int(store.results()["status"].isin(("ok", "diverged")).sum())
     owns_executor = not isinstance(executor, BaseExecutor)
     ex: BaseExecutor | None = None
     loop = _Loop(store, console, verbose)
     try:
-        if strategy is None:
-            strategy = _default_strategy(sweep)
         if isinstance(executor, BaseExecutor):
             ex = executor
         else:
@@ -167,6 +167,13 @@ def run_sweep(
         store.export()
         summary = _summary(store, sweep, loop.n_new, n_resumed, start, interrupted=True)
         raise SweepInterrupted(summary) from None
+    except Exception:
+        # e.g. Ray unreachable: a run that stored nothing leaves no run directory behind.
+        if ex is not None and owns_executor:
+            ex.close()
+            ex = None
+        store.discard_if_unused()
+        raise
     finally:
         if ex is not None and owns_executor:
             ex.close()

@@ -18,7 +18,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ from optuna.trial import TrialState
 from umup_sweep.config import SweepSpec
 from umup_sweep.errors import StoreError
 from umup_sweep.spec import HP_NAMES, TrialResult, TrialSpec
-from umup_sweep.store_lock import RunLock
+from umup_sweep.store_lock import RunLock, StudyLock, storage_label
 from umup_sweep.store_rows import (
     FINAL_STATUSES,
     atomic_write_text,
@@ -135,12 +137,17 @@ class RunStore:
         metric: str,
         swept: tuple[str, ...] = HP_NAMES,
         lock: RunLock | None = None,
+        url: str | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.metric = metric
         self.swept = swept
         self._study = study
         self._lock = lock
+        self._db_lock: StudyLock | None = None
+        self._created: list[Path] = []  # folders open() made: the run directory, new parents
+        self._new_study = False  # open() started the study (no sweep recorded in it before)
+        self._url = url  # the storage URL when not the run directory's study.db
         self._rows: dict[str, dict[str, Any]] = {}
         self._load_rows()
 
@@ -148,7 +155,8 @@ class RunStore:
 
     @classmethod
     def open(cls, sweep: SweepSpec, *, force: bool = False) -> RunStore:
-        """Open (or create) the run directory of `sweep` for writing, holding its lock.
+        """Open (or create) the run directory of `sweep` for writing, holding its lock (and,
+        for a shared database, the study's lock on the server).
 
         Args:
             sweep: the sweep to run.
@@ -158,15 +166,18 @@ class RunStore:
 
         Raises:
             StoreError: another driver holds the lock; the directory holds a different sweep
-                (without `force`); study.db is unreadable.
+                (without `force`); the trial database is unreadable or unreachable.
         """
         run_dir = sweep.run_dir
+        created = [d for d in (run_dir, *run_dir.parents) if not d.exists()]
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = RunLock(run_dir)
+        db_lock: StudyLock | None = None
         try:
             new_hash = sweep_identity(sweep)
             url = _storage_url(run_dir, sweep.storage.url)
             study = _open_study(url, sweep.name, run_dir, create=True)
+            db_lock = _lock_study(url, sweep.name, study)
             old_hash = study.user_attrs.get("sweep_hash")
             if old_hash is not None and old_hash != new_hash:
                 if not force:
@@ -176,16 +187,32 @@ class RunStore:
                 run_dir.mkdir(parents=True)
                 lock = RunLock(run_dir)
                 study = _open_study(url, sweep.name, run_dir, create=True)
+                old_hash = None
             study.set_user_attr("sweep_hash", new_hash)
             study.set_user_attr("metric", sweep.metric)
             study.set_user_attr("swept", list(sweep.swept))
+            if db_lock is not None:
+                study.set_user_attr("driver", f"host {socket.gethostname()}, pid {os.getpid()}")
             text = yaml.safe_dump(_plain(sweep_dict(sweep)), sort_keys=False)
             atomic_write_text(run_dir / SWEEP_FILE, text)
             (run_dir / CURVES_DIR).mkdir(exist_ok=True)
-            store = cls(run_dir, study, metric=sweep.metric, swept=sweep.swept, lock=lock)
+            store = cls(
+                run_dir,
+                study,
+                metric=sweep.metric,
+                swept=sweep.swept,
+                lock=lock,
+                url=sweep.storage.url,
+            )
         except BaseException:
             lock.release()
+            if db_lock is not None:
+                db_lock.release()
+            _remove_created(created)  # a refused or failed open leaves no new folder behind
             raise
+        store._db_lock = db_lock
+        store._created = created
+        store._new_study = old_hash is None
         store.export()
         return store
 
@@ -206,9 +233,12 @@ class RunStore:
         try:
             meta = yaml.safe_load(sweep_file.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise StoreError(f"{sweep_file} is not valid YAML ({exc.__class__.__name__})") from None
+            raise StoreError(_damaged_sweep(sweep_file, exc.__class__.__name__)) from None
+        storage = meta.get("storage") if isinstance(meta, dict) else None
+        if not isinstance(meta, dict) or not isinstance(storage or {}, dict):
+            raise StoreError(_damaged_sweep(sweep_file, "not a sweep mapping"))
         name = str(meta.get("name") or run_dir.name)
-        url = (meta.get("storage") or {}).get("url")
+        url = (storage or {}).get("url")
         if not url and not (run_dir / STUDY_FILE).is_file():
             raise StoreError(f"{run_dir} has no {STUDY_FILE}: no trial has been recorded there")
         study = _open_study(_storage_url(run_dir, url), name, run_dir, create=False)
@@ -217,12 +247,31 @@ class RunStore:
             meta_metric = meta_metric.get("name")
         metric = str(study.user_attrs.get("metric") or meta_metric or "val_loss")
         swept = tuple(study.user_attrs.get("swept") or HP_NAMES)
-        return cls(run_dir, study, metric=metric, swept=swept)
+        return cls(run_dir, study, metric=metric, swept=swept, url=url or None)
 
     def close(self) -> None:
-        """Release the lock (the driver's store); committed trials are already on disk."""
+        """Release the locks (the driver's store); committed trials are already on disk."""
         if self._lock is not None:
             self._lock.release()
+        if self._db_lock is not None:
+            self._db_lock.release()
+            self._db_lock = None
+
+    def discard_if_unused(self) -> bool:
+        """Undo `open()` when it created the run (directory and study) and no trial has been
+        committed: a run that fails before its first trial leaves nothing behind. Returns
+        whether it removed anything; closes the store either way."""
+        unused = bool(self._created) and self._new_study and not self._rows
+        if unused:
+            try:
+                if self._url:
+                    optuna.delete_study(study_name=self._study.study_name, storage=self._url)
+            except Exception:  # best effort: an empty study is harmless
+                pass
+        self.close()
+        if unused:
+            _remove_created(self._created)
+        return unused
 
     def __enter__(self) -> RunStore:
         return self
@@ -339,7 +388,7 @@ class RunStore:
         try:
             return self._study.get_trials(deepcopy=False)
         except Exception as exc:  # sqlalchemy errors on a damaged database
-            raise StoreError(_unreadable(self.run_dir, exc)) from None
+            raise StoreError(_unreadable(self.run_dir, exc, self._url)) from None
 
     def _load_rows(self) -> None:
         for trial in self._trials():
@@ -374,15 +423,68 @@ def _open_study(url: str, name: str, run_dir: Path, *, create: bool) -> optuna.S
             )
         return optuna.load_study(storage=storage, study_name=name)
     except KeyError:
-        raise StoreError(f"{run_dir}: the trial database has no study named {name!r}") from None
+        where = run_dir if _is_local(url, run_dir) else storage_label(url)
+        raise StoreError(f"{where}: the trial database has no study named {name!r}") from None
+    except StoreError:
+        raise
+    except ModuleNotFoundError as exc:
+        raise StoreError(
+            f"the trial database {storage_label(url)} needs the Python package {exc.name!r}, "
+            "which is not installed (for PostgreSQL: pip install psycopg2-binary)"
+        ) from None
+    except Exception as exc:
+        raise StoreError(_unreadable(run_dir, exc, url)) from None
+
+
+def _lock_study(url: str, name: str, study: optuna.Study) -> StudyLock | None:
+    """Take the server-side lock of a shared database's study (None for SQLite)."""
+
+    def holder() -> str | None:
+        try:
+            return str(study.user_attrs.get("driver") or "") or None
+        except Exception:
+            return None
+
+    try:
+        lock = StudyLock(url, name, holder=holder)
     except StoreError:
         raise
     except Exception as exc:
-        raise StoreError(_unreadable(run_dir, exc)) from None
+        raise StoreError(_unreadable(Path("."), exc, url)) from None
+    return lock if lock.held else None
 
 
-def _unreadable(run_dir: Path, exc: BaseException) -> str:
-    first = (str(exc).splitlines() or [""])[0][:160]
+def _remove_created(created: list[Path]) -> None:
+    """Remove the run directory `open()` created, then the parents it created if empty."""
+    if not created:
+        return
+    shutil.rmtree(created[0], ignore_errors=True)
+    for parent in created[1:]:
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+
+
+def _damaged_sweep(path: Path, why: str) -> str:
+    return (
+        f"{path} is damaged ({why}); the trials are intact in the trial database: rerun "
+        "`umup-sweep run <the sweep file>` to rewrite it"
+    )
+
+
+def _is_local(url: str, run_dir: Path) -> bool:
+    return url == _storage_url(run_dir, None)
+
+
+def _unreadable(run_dir: Path, exc: BaseException, url: str | None = None) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0][:160]
+    if url is not None and not _is_local(url, run_dir):
+        return (
+            f"cannot use the trial database {storage_label(url)} ({type(exc).__name__}: "
+            f"{first}); check that the server is running and the URL, user and password "
+            "are right"
+        )
     return (
         f"{run_dir / STUDY_FILE} is not a readable trial database ({type(exc).__name__}: "
         f"{first}); restore it from a backup, or move it aside (mv {run_dir / STUDY_FILE} "

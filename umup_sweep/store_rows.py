@@ -41,6 +41,9 @@ TRIAL_COLUMNS: tuple[str, ...] = (
 CURVE_COLUMNS = ("step", "train_loss", "val_loss")
 # Statuses that are final: a trial stored with one of these is never run again.
 FINAL_STATUSES = ("ok", "diverged")
+# The process umask (read once: os.umask can only be read by setting it).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def trial_row(spec: TrialSpec, result: TrialResult) -> dict[str, Any]:
@@ -78,6 +81,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     """Write `text` to `path` so readers see the old or the new file, never half of one."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600: give the file normal permissions
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
         os.replace(tmp, path)

@@ -136,7 +136,10 @@ def test_lr_reaches_every_tensor() -> None:
         model.compute_loss(model(x[:, :-1]), x[:, 1:]).backward()
         opt.step()  # Adam's first step moves each weight by ≈ its lr
         deltas.append(
-            [float((p - b).abs().max()) for p, b in zip(model.parameters(), before, strict=True)]
+            [
+                float((p.detach() - b).abs().max())
+                for p, b in zip(model.parameters(), before, strict=True)
+            ]
         )
     for small, large in zip(*deltas, strict=True):
         assert large == pytest.approx(2 * small, rel=1e-3)

@@ -390,7 +390,7 @@ def _pool(shifts: list[tuple[float, float]]) -> tuple[float, float]:
     se = math.sqrt(1.0 / float(w.sum()))
     if len(s) > 1:
         chi2 = float((w * (s - mean) ** 2).sum())
-        pass
+        se *= max(1.0, math.sqrt(chi2 / (len(s) - 1)))
     return mean, se
 
 

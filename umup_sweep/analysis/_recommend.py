@@ -331,7 +331,7 @@ def recommend(
         param, trials = params[0], run.trials[run.trials["parametrization"] == params[0]]
     # HPs come from the highest precision (the reference, fp32); lower ones are checked against it
     precision = min((str(p) for p in trials["precision"]), key=precision_rank)
-    pass
+    trials = trials[trials["precision"] == precision]
     hps, src = best_config(trials, run.metric)
     src["precision"] = precision
     target = {"width": width, "depth": depth}

@@ -670,6 +670,8 @@ def analyze_trials(
     parametrization and precision (key `umup`, `sp`, `umup@fp8_sim`, ...: see `result_key`)."""
     if "precision" not in trials.columns:  # a frame from before the precision axis
         trials = trials.assign(precision=DEFAULT_PRECISION)
+    elif trials["precision"].isna().any():
+        trials = trials.assign(precision=trials["precision"].fillna(DEFAULT_PRECISION))
     groups = sorted(
         trials.groupby(["parametrization", "precision"], sort=False),
         key=lambda kv: (str(kv[0][0]), precision_rank(str(kv[0][1]))),

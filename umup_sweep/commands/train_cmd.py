@@ -16,7 +16,7 @@ TRIAL_YAML_KEYS = ("model", "train", "data", "seed")
 
 def load_trial_yaml(path: Path) -> TrialSpec:
     """Read a trial YAML (`model:`, `train:`, `data:`, `seed:`) into a validated TrialSpec."""
-    from umup_sweep._validate import build_dataclass, read_yaml, suggest
+    from umup_sweep.config_load import build_section, read_yaml
     from umup_sweep.errors import ConfigError
 
     source = str(path)
@@ -27,14 +27,14 @@ def load_trial_yaml(path: Path) -> TrialSpec:
         raise ConfigError(source, "", f"expected a mapping with keys {list(TRIAL_YAML_KEYS)}")
     for key in doc:
         if key not in TRIAL_YAML_KEYS:
-            raise ConfigError(source, str(key), f"unknown key{suggest(str(key), TRIAL_YAML_KEYS)}")
+            raise ConfigError(source, str(key), f"unknown key (valid: {', '.join(TRIAL_YAML_KEYS)})")
     seed = doc.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(source, "seed", f"expected an integer, got {seed!r}")
     return TrialSpec(
-        model=build_dataclass(ModelSpec, doc.get("model"), source, "model"),
-        train=build_dataclass(TrainSpec, doc.get("train"), source, "train"),
-        data=build_dataclass(DataSpec, doc.get("data"), source, "data"),
+        model=build_section(ModelSpec, doc.get("model"), source, "model"),
+        train=build_section(TrainSpec, doc.get("train"), source, "train"),
+        data=build_section(DataSpec, doc.get("data"), source, "data"),
         seed=seed,
     )
 

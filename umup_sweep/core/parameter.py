@@ -62,7 +62,7 @@ class ScaledParameter(nn.Parameter):
     def __reduce_ex__(self, protocol: Any) -> Any:
         return (_rebuild, (self.data, self.requires_grad, dict(self.__dict__)))
 
-    def __repr__(self, *args: Any, **kwargs: Any) -> str:
+    def __repr__(self, *args: Any, **kwargs: Any) -> str:  # type: ignore[override]
         return f"ScaledParameter(role={self.role}, depth_scale={self.depth_scale}):\n" + repr(
             self.data
         )

@@ -1,29 +1,37 @@
 """Connecting to Ray: start a quiet embedded local cluster, or attach to an existing one.
 
-The embedded cluster has no dashboard and no auth, logs only errors, and keeps its session
-files in a temp dir under /tmp that is removed on `close()` (or, after a `kill -9`, by the next
-start). Ray 2.60 cannot be bound to loopback: it turns 127.0.0.1 into the node's IP and its
-gRPC servers listen on every interface, so on a shared network run behind a firewall. An attached
+The embedded cluster has no dashboard and no auth, logs only errors, listens on loopback only,
+and keeps its session files in a temp dir under /tmp that is removed on `close()` (or, after a
+`kill -9`, by the next start). Loopback: Ray 2.60 rewrites 127.0.0.1 to the machine's routable
+IP (and then listens on every interface) unless its "no multi-node clusters" switch is on; we
+turn it on just for the embedded `ray.init`, so every Ray server binds 127.0.0.1. An attached
 cluster (`address`, or `RAY_ADDRESS`) is only disconnected from, never shut down; so is a Ray
 instance that was already initialised in this process (e.g. by the test suite).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import umup_sweep
+from umup_sweep.errors import UserError
 
 # The embedded cluster's object store only carries specs and results: keep it small.
 OBJECT_STORE_BYTES = 128 * 1024 * 1024
 # Session files of the embedded cluster: /tmp/umup-ray-<driver pid>-<random> (short: Ray's
 # socket paths must stay under ~107 characters).
 TEMP_PREFIX = "umup-ray-"
+LOOPBACK = "127.0.0.1"
+# Ray reads this at import; when false, Ray keeps 127.0.0.1 as the node IP (single-node mode).
+_CLUSTER_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 class RayConnection:
@@ -55,19 +63,26 @@ class RayConnection:
             "configure_logging": True,
         }
         if address and address != "local":
-            ray.init(address=address, **quiet)
+            _attach(address, quiet)
         else:
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
             _make_package_importable()
             _remove_stale_temp_dirs()
             self._temp_dir = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir="/tmp")
-            ray.init(
-                address="local",
-                num_cpus=num_cpus or os.cpu_count() or 1,
-                object_store_memory=OBJECT_STORE_BYTES,
-                _temp_dir=self._temp_dir,
-                **quiet,
-            )
+            try:
+                with _single_node_mode():
+                    ray.init(
+                        address="local",
+                        num_cpus=num_cpus or os.cpu_count() or 1,
+                        object_store_memory=OBJECT_STORE_BYTES,
+                        _temp_dir=self._temp_dir,
+                        _node_ip_address=LOOPBACK,
+                        **quiet,
+                    )
+            except BaseException:
+                shutil.rmtree(self._temp_dir, ignore_errors=True)
+                self._temp_dir = None
+                raise
             self.embedded = True
         self.owned = True
 
@@ -83,6 +98,47 @@ class RayConnection:
             if self._temp_dir is not None:
                 shutil.rmtree(self._temp_dir, ignore_errors=True)
                 self._temp_dir = None
+
+
+def _attach(address: str, quiet: dict[str, Any]) -> None:
+    """`ray.init(address=...)`, failing fast with one line when nothing listens there (Ray
+    itself retries for minutes)."""
+    import ray
+
+    host, sep, port = address.rpartition(":")
+    if sep and port.isdigit() and "://" not in address:
+        try:
+            socket.create_connection((host or LOOPBACK, int(port)), timeout=3).close()
+        except OSError as exc:
+            raise UserError(
+                f"no Ray cluster at {address} ({exc.strerror or exc}); start one with "
+                "`ray start --head` on that machine, or check the host:port it printed"
+            ) from None
+    try:
+        ray.init(address=address, **quiet)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise UserError(f"cannot attach to the Ray cluster at {address!r}: {first}") from None
+
+
+@contextlib.contextmanager
+def _single_node_mode() -> Iterator[None]:
+    """Make this `ray.init` keep 127.0.0.1 as the node IP (so Ray binds loopback only); the
+    servers it starts inherit the setting, later attaches in this process do not."""
+    from ray._private import ray_constants
+
+    old_env = os.environ.get(_CLUSTER_SWITCH)
+    old_value = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[_CLUSTER_SWITCH] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = old_value
+        if old_env is None:
+            os.environ.pop(_CLUSTER_SWITCH, None)
+        else:
+            os.environ[_CLUSTER_SWITCH] = old_env
 
 
 def _make_package_importable() -> None:

@@ -86,9 +86,10 @@ class IndependentStrategy(BaseStrategy):
         spaces = self.sweep.hyperparameters
         stage2 = self.options["stage2"]
         est = n * len(spaces["lr"].values) if "lr" in spaces else 0
-        est += n * (1 + sum(len(spaces[h].values) for h in stage2))
+        defaults = self.sweep.defaults
+        est += n * (1 + sum(len(set(spaces[h].values) - {defaults[h]}) for h in stage2))
         est += n * self.options["resweep_points"] if stage2 else 0
-        est += len(self.models) * self.options["confirm_seeds"]
+        est += len(self.models) * (len(self.sweep.seeds) + self.options["confirm_seeds"])
         return max(est, len(results))
 
     # -- stages --------------------------------------------------------------------------

@@ -91,6 +91,8 @@ class SweepSpec:
     train: TrainSpec
     data: DataSpec = field(default_factory=DataSpec)
     seeds: tuple[int, ...] = (0,)
+    # The precision axis: every proxy runs at each; empty means (train.precision,).
+    precisions: tuple[str, ...] = ()
     strategy: StrategyName = "grid"
     metric: Metric = "val_loss"
     budget: int | None = None  # trials per proxy for random/tpe
@@ -101,10 +103,27 @@ class SweepSpec:
     # Where the sweep was read from: for messages only, so not part of equality.
     source: str = field(default="<inline>", compare=False)
 
+    def __post_init__(self) -> None:
+        if not self.precisions:
+            object.__setattr__(self, "precisions", (self.train.precision,))
+
     @property
     def parametrization(self) -> str:
         """The family's parametrization (`umup` or `sp`)."""
         return self.family.base.parametrization
+
+    def for_precision(self, precision: str) -> SweepSpec:
+        """The same sweep at one precision only (what a strategy runs per precision).
+
+        Example:
+            >>> sweep = SweepSpec("s", ProxyFamily("f", ModelSpec(), (64,), (2,)), {}, {},
+            ...                   TrainSpec(), precisions=("fp32", "fp8_sim"))
+            >>> part = sweep.for_precision("fp8_sim")
+            >>> part.precisions, part.train.precision
+            (('fp8_sim',), 'fp8_sim')
+        """
+        train = dataclasses.replace(self.train, precision=precision)  # type: ignore[arg-type]
+        return dataclasses.replace(self, train=train, precisions=(precision,))
 
     @property
     def swept(self) -> tuple[str, ...]:

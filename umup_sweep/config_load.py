@@ -12,6 +12,8 @@ Sweep keys (all optional unless marked):
     widths, depths, parametrization, model
                     override the family's widths/depths, parametrization, other base keys
     seeds           list of ints (default [0])
+    precisions      list of fp32 | bf16 | fp8_sim: every proxy runs at each (default
+                    [train.precision]); train.precision, if given, must be one of them
     strategy        grid | independent | random | tpe (alias: method; default grid)
     hyperparameters* (alias: parameters) per HP in spec.HP_NAMES: a list, {values: [...]},
                     {log2_range: [lo, hi], step: 1}, or {distribution: log_uniform_values |
@@ -68,6 +70,7 @@ __all__ = [
     "load_proxy_family",
     "load_sweep",
     "parse_overrides",
+    "precision_names",
     "read_yaml",
     "sweep_hash",
     "sweep_to_dict",
@@ -82,6 +85,7 @@ _TOP_KEYS = (
     "parametrization",
     "model",
     "seeds",
+    "precisions",
     "strategy",
     "hyperparameters",
     "defaults",
@@ -100,6 +104,10 @@ _PROXY_KEYS = ("name", "description", "base", "widths", "depths")
 _HP_SPACE_KEYS = ("values", "log2_range", "step", "distribution", "min", "max")
 _DISTRIBUTIONS = ("log_uniform_values", "uniform")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# train.device requests, as `umup_sweep.device.parse_device` accepts them (kept torch-free here;
+# tests check the two agree). "auto" is resolved by the driver before any trial starts.
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+_DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
 
 # Per-strategy options and their defaults (None: computed from the sweep, see _strategy_options).
 STRATEGY_OPTIONS: dict[str, dict[str, Any]] = {
@@ -148,12 +156,20 @@ _RANGES: dict[type, dict[str, _Check]] = {
         "eval_every": _NONNEG,
         "diverge_loss": _POS,
         "threads": _POS,
+        "device": (
+            f"one of {_DEVICE_CHOICES}",
+            lambda v: bool(_DEVICE_RE.match(v.strip().lower())),
+        ),
     },
     DataSpec: {"val_fraction": ("in (0, 1)", lambda v: 0 < v < 1), "vocab_size": _POS},
     ExecutionSpec: {
         "max_concurrent": _POS,
         "cpus_per_trial": _POS,
-        "gpus_per_trial": _NONNEG,
+        # As Ray takes it (`umup_sweep.device.check_gpus_per_trial`): ⌊1/f⌋ trials share a GPU.
+        "gpus_per_trial": (
+            "0, a fraction in (0, 1] (trials sharing a GPU) or a whole number of GPUs",
+            lambda v: v >= 0 and (v <= 1 or float(v).is_integer()),
+        ),
         "max_failures": _NONNEG,
     },
     AnalysisSpec: {
@@ -556,6 +572,48 @@ def _fit_space_to_strategy(
     return out
 
 
+def precision_names() -> tuple[str, ...]:
+    """The precisions a trial can run in (`TrainSpec.precision`; = `precision.PRECISIONS`).
+
+    Example:
+        >>> precision_names()
+        ('fp32', 'bf16', 'fp8_sim')
+    """
+    return typing.get_args(typing.get_type_hints(TrainSpec)["precision"])
+
+
+def _precisions(value: Any, train_precision: str | None, source: str) -> tuple[str, ...]:
+    """The `precisions:` axis (default `[train.precision]`, else `[fp32]`).
+
+    `train.precision` is the axis's default; given together with `precisions` it must be one
+    of them, and the resolved `train.precision` is the axis's first entry.
+    """
+    names = precision_names()
+    if value is None:
+        return (train_precision or "fp32",)
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise _fail(source, "precisions", f"expected a non-empty list of {', '.join(names)}", value)
+    for i, v in enumerate(value):
+        if v not in names:
+            close = difflib.get_close_matches(str(v), names, n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise _fail(
+                source, _join("precisions", i), f"expected one of {', '.join(names)}{hint}", v
+            )
+    if len(set(value)) != len(value):
+        raise _fail(source, "precisions", "expected distinct precisions", value)
+    if train_precision is not None and train_precision not in value:
+        raise _fail(
+            source,
+            "train.precision",
+            f"expected one of precisions ({', '.join(value)}), or leave it out",
+            train_precision,
+        )
+    return tuple(value)
+
+
 # ---------------------------------------------------------------------------------------------
 # Strategy options
 
@@ -853,6 +911,10 @@ def _sweep_from_mapping(data: dict[str, Any], source: str) -> SweepSpec:
             )
         train_vals["diverge_loss"] = max_loss
     train_vals.update(lr=defaults["lr"], weight_decay=defaults["weight_decay"])
+    if "device" in train_vals:
+        train_vals["device"] = train_vals["device"].strip().lower()
+    precisions = _precisions(data.get("precisions"), train_vals.get("precision"), source)
+    train_vals["precision"] = precisions[0]
     train = TrainSpec(**train_vals)
 
     data_spec = build_section(DataSpec, data.get("data"), source, "data")
@@ -887,6 +949,7 @@ def _sweep_from_mapping(data: dict[str, Any], source: str) -> SweepSpec:
         train=train,
         data=data_spec,
         seeds=tuple(seeds),
+        precisions=precisions,
         strategy=strategy,
         metric=metric,
         budget=budget,
@@ -935,6 +998,7 @@ def sweep_to_dict(sweep: SweepSpec) -> dict[str, Any]:
             "depths": list(sweep.family.depths),
         },
         "seeds": list(sweep.seeds),
+        "precisions": list(sweep.precisions),
         "strategy": sweep.strategy,
         "metric": {"name": sweep.metric, "goal": "minimize"},
         "hyperparameters": {n: _space_to_dict(s) for n, s in sweep.hyperparameters.items()},
@@ -967,5 +1031,7 @@ def sweep_hash(sweep: SweepSpec) -> str:
     for k in ("name", "execution", "storage", "analysis"):
         d.pop(k)
     d["train"].pop("threads")  # not part of trial_key either
+    if d["precisions"] == [sweep.train.precision]:
+        d.pop("precisions")  # a one-precision sweep hashes as before the axis existed
     blob = json.dumps(d, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]

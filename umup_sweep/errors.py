@@ -4,7 +4,17 @@ from __future__ import annotations
 
 
 class UserError(Exception):
-    """A problem with what the user gave us: printed as one line, exit code 2."""
+    """A problem with what the user gave us: printed as one line, exit code 2.
+
+    `str()` is always one line: line breaks and other control characters that came from the
+    user's input (a YAML key, a file name) are shown escaped, e.g. ``\\n``.
+    """
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        if text.isprintable():
+            return text
+        return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class ConfigError(UserError):

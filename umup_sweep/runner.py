@@ -135,6 +135,9 @@ def run_sweep(
     """
     start = time.monotonic()
     console = Console(stderr=True)
+    # The device check comes first: `device: cuda` without a GPU is one line, before any trial.
+    executor_name = _executor_name(executor, sweep)
+    device = trial_device(sweep, executor_name)
     if sweep.execution.gpus_per_trial > 0 and sweep.train.device == "cpu":
         console.print(
             "warning: execution.gpus_per_trial > 0 but train.device is cpu: the trials will "
@@ -142,7 +145,14 @@ def run_sweep(
             highlight=False,
         )
     if strategy is None:  # before the run directory exists: bad data leaves nothing behind
-        strategy = _default_strategy(sweep)
+        # Trials carry the resolved device ("auto" never reaches a trial key); the store keeps
+        # the sweep as written, so the same sweep.yaml resumes on any machine.
+        trial_sweep = sweep
+        if device != sweep.train.device:
+            trial_sweep = dataclasses.replace(
+                sweep, train=dataclasses.replace(sweep.train, device=device)
+            )
+        strategy = _default_strategy(trial_sweep)
     store = RunStore.open(sweep, force=force)
     n_resumed = int(store.results()["status"].isin(("ok", "diverged")).sum())
     owns_executor = not isinstance(executor, BaseExecutor)
@@ -156,6 +166,8 @@ def run_sweep(
             if executor is not None:
                 execution = dataclasses.replace(execution, executor=executor)  # type: ignore[arg-type]
             ex = make_executor(execution, trial_fn, address=address, verbose=verbose)
+        if _needs_cluster(sweep, executor_name):  # GPUs reserved: does the cluster have them?
+            trial_device(sweep, executor_name, ex.cluster_resources())  # type: ignore[attr-defined]
         with _progress(console, progress) as bar:
             loop.run(strategy, ex, sweep.execution.max_concurrent, bar)
         store.export()
@@ -237,6 +249,52 @@ class _Loop:
         ok = results[results["status"] == "ok"][self.store.metric]
         best = f"best {ok.min():.4f}" if len(ok) and math.isfinite(ok.min()) else ""
         bar.update(bar.task_ids[0], completed=done, total=total, best=best)
+
+
+def _executor_name(executor: str | BaseExecutor | None, sweep: SweepSpec) -> str:
+    """The executor kind ("ray" or "serial"), which decides how the device request is checked.
+    A ready executor counts as Ray when it can report cluster resources."""
+    if isinstance(executor, BaseExecutor):
+        return "ray" if hasattr(executor, "cluster_resources") else "serial"
+    return executor or sweep.execution.executor
+
+
+def _needs_cluster(sweep: SweepSpec, executor_name: str) -> bool:
+    """Whether only the Ray cluster can tell if the device request works (GPUs reserved)."""
+    return (
+        executor_name == "ray"
+        and sweep.execution.gpus_per_trial > 0
+        and sweep.train.device.strip().lower() != "cpu"
+    )
+
+
+def trial_device(
+    sweep: SweepSpec, executor_name: str, cluster_resources: dict[str, float] | None = None
+) -> str:
+    """The device the sweep's trials run on ("auto" resolved), or a one-line `ConfigError`.
+
+    Wraps `umup_sweep.device.validate_device_request`. Under Ray with GPUs reserved, only the
+    cluster can say whether there are GPUs: without `cluster_resources` everything else is
+    checked (and "cuda" returned); the driver checks again with the cluster's resources once
+    Ray is up, before any trial is submitted.
+
+    Example:
+        >>> from umup_sweep.config_load import load_sweep  # doctest: +SKIP
+        >>> trial_device(load_sweep("sweeps/smoke.yaml"), "serial")  # doctest: +SKIP
+        'cpu'
+    """
+    from umup_sweep.device import validate_device_request
+
+    gpus = sweep.execution.gpus_per_trial
+    if cluster_resources is None and _needs_cluster(sweep, executor_name):
+        cluster_resources = {"GPU": max(1.0, float(gpus))}  # stands in for the cluster's answer
+    return validate_device_request(
+        sweep.train.device,
+        gpus,
+        executor=executor_name,
+        cluster_resources=cluster_resources,
+        source=sweep.source,
+    )
 
 
 def _default_strategy(sweep: SweepSpec) -> BaseStrategy:

@@ -209,12 +209,6 @@ def test_sp_proxy_trains_a_step_under_bf16_autocast() -> None:
     assert loss == pytest.approx(ref, rel=0.02) and loss != ref
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="core.functional._ScaledLinear.backward multiplies a bf16 grad by the fp32 saved "
-    "weight; lead: cast the saved tensors to grad.dtype there, then remove this marker",
-)
 def test_umup_proxy_trains_a_step_under_bf16_autocast() -> None:
     loss, ref = _bf16_step("umup")
     assert loss == pytest.approx(ref, rel=0.02) and loss != ref

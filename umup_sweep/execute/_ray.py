@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from umup_sweep.device import ray_resources, trial_threads
 from umup_sweep.execute._base import BaseExecutor, TrialFn
 from umup_sweep.execute._ray_cluster import RayConnection
 from umup_sweep.execute._retry import annotate, failed_result, one_line, with_threads
@@ -61,11 +62,10 @@ class RayExecutor(BaseExecutor):
 
             trial_fn = run_trial
         self.max_failures = max_failures
-        self.threads = max(1, int(cpus_per_trial))
+        self.threads = trial_threads(cpus_per_trial)
+        self.resources = ray_resources(cpus_per_trial, gpus_per_trial)  # checked before Ray starts
         self._conn = RayConnection(address=address, num_cpus=num_cpus, verbose=verbose)
-        self._task = ray.remote(_run_in_worker).options(
-            num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=0
-        )
+        self._task = ray.remote(_run_in_worker).options(**self.resources, max_retries=0)
         self._fn_ref = ray.put(trial_fn)
         self._pending: dict[Any, tuple[TrialSpec, int]] = {}  # ObjectRef -> (spec, failures)
 
@@ -97,6 +97,13 @@ class RayExecutor(BaseExecutor):
                 error = one_line(cause if isinstance(cause, BaseException) else exc)
                 result = failed_result(spec, error, failures)
             yield spec, result
+
+    def cluster_resources(self) -> dict[str, float]:
+        """The connected cluster's total resources (`ray.cluster_resources()`), e.g. for
+        `umup_sweep.device.validate_device_request` before any trial is submitted."""
+        import ray
+
+        return {str(k): float(v) for k, v in ray.cluster_resources().items()}
 
     @property
     def in_flight(self) -> int:

@@ -9,6 +9,7 @@ from umup_sweep.search._factory import STRATEGIES, make_strategy
 from umup_sweep.search._fit import fit_log2_minimum, parabola_vertex
 from umup_sweep.search._grid import GridStrategy
 from umup_sweep.search._independent import IndependentStrategy
+from umup_sweep.search._precisions import PerPrecisionStrategy, results_at
 from umup_sweep.search._random import RandomStrategy
 from umup_sweep.search._tpe import TPEStrategy
 from umup_sweep.search._trials import ResultIndex, make_trial
@@ -18,6 +19,7 @@ __all__ = [
     "BaseStrategy",
     "GridStrategy",
     "IndependentStrategy",
+    "PerPrecisionStrategy",
     "RandomStrategy",
     "ResultIndex",
     "TPEStrategy",
@@ -25,4 +27,5 @@ __all__ = [
     "make_strategy",
     "make_trial",
     "parabola_vertex",
+    "results_at",
 ]

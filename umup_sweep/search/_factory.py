@@ -6,6 +6,7 @@ from umup_sweep.config import SweepSpec
 from umup_sweep.search._base import BaseStrategy
 from umup_sweep.search._grid import GridStrategy
 from umup_sweep.search._independent import IndependentStrategy
+from umup_sweep.search._precisions import PerPrecisionStrategy
 from umup_sweep.search._random import RandomStrategy
 from umup_sweep.search._tpe import TPEStrategy
 
@@ -22,6 +23,9 @@ STRATEGIES: dict[str, type[BaseStrategy]] = {
 def make_strategy(sweep: SweepSpec, data_fingerprint: str = "") -> BaseStrategy:
     """The strategy `sweep.strategy` names, bound to the sweep and the corpus fingerprint.
 
+    A sweep with several `precisions` gets that strategy once per precision
+    (`PerPrecisionStrategy`), as each proxy gets it once.
+
     Example:
         >>> strategy = make_strategy(load_sweep("sweeps/smoke.yaml"), "fp")  # doctest: +SKIP
         >>> type(strategy).__name__  # doctest: +SKIP
@@ -31,4 +35,8 @@ def make_strategy(sweep: SweepSpec, data_fingerprint: str = "") -> BaseStrategy:
         cls = STRATEGIES[sweep.strategy]
     except KeyError:
         raise ValueError(f"unknown strategy {sweep.strategy!r}") from None
+    if len(sweep.precisions) > 1:
+        return PerPrecisionStrategy(sweep, data_fingerprint, cls)
+    if sweep.train.precision != sweep.precisions[0]:  # a hand-built spec: the axis decides
+        sweep = sweep.for_precision(sweep.precisions[0])
     return cls(sweep, data_fingerprint)

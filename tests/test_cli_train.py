@@ -13,7 +13,10 @@ import pytest
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", "from umup_sweep.cli import main; main()", *args],
-        capture_output=True, text=True, cwd=cwd, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
     )
 
 
@@ -26,8 +29,24 @@ def test_help_lists_the_commands() -> None:
 
 def test_train_from_flags_prints_a_json_result(tmp_path: Path) -> None:
     curve = tmp_path / "curve.csv"
-    out = cli("train", "--width", "32", "--depth", "1", "--steps", "6", "--batch-size", "4",
-              "--seq-len", "32", "--lr", "0.5", "--json", "--curve", str(curve))
+    out = cli(
+        "train",
+        "--width",
+        "32",
+        "--depth",
+        "1",
+        "--steps",
+        "6",
+        "--batch-size",
+        "4",
+        "--seq-len",
+        "32",
+        "--lr",
+        "0.5",
+        "--json",
+        "--curve",
+        str(curve),
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["status"] == "ok" and result["steps"] == 6
@@ -78,7 +97,16 @@ def test_bad_trial_yaml_gives_one_line_and_exit_code_2(
 
 
 def test_missing_data_path_is_a_one_line_error(tmp_path: Path) -> None:
-    out = cli("train", "--width", "32", "--depth", "1", "--steps", "2",
-              "--data", str(tmp_path / "nope.txt"))
+    out = cli(
+        "train",
+        "--width",
+        "32",
+        "--depth",
+        "1",
+        "--steps",
+        "2",
+        "--data",
+        str(tmp_path / "nope.txt"),
+    )
     assert out.returncode == 2
     assert len(out.stderr.strip().splitlines()) == 1 and "nope.txt" in out.stderr

@@ -37,19 +37,23 @@ def test_trial_key_depends_on_result_inputs_not_labels_or_threads() -> None:
 
 
 def test_with_hps_routes_model_and_optimizer_hps() -> None:
-    spec = TrialSpec(ModelSpec(), TrainSpec()).with_hps(lr=0.25, residual_mult=2.0, weight_decay=0.1)
+    spec = TrialSpec(ModelSpec(), TrainSpec()).with_hps(
+        lr=0.25, residual_mult=2.0, weight_decay=0.1
+    )
     assert spec.train.lr == 0.25 and spec.train.weight_decay == 0.1
     assert spec.model.residual_mult == 2.0
     assert set(spec.hps) == set(HP_NAMES)
-    assert {k: v for k, v in spec.hps.items() if k not in ("lr", "residual_mult", "weight_decay")} == {
-        k: v for k, v in HP_DEFAULTS.items() if k not in ("lr", "residual_mult", "weight_decay")
-    }
+    assert {
+        k: v for k, v in spec.hps.items() if k not in ("lr", "residual_mult", "weight_decay")
+    } == {k: v for k, v in HP_DEFAULTS.items() if k not in ("lr", "residual_mult", "weight_decay")}
     with pytest.raises(ValueError, match="unknown hyperparameter"):
         spec.with_hps(learning_rate=1.0)
 
 
 def test_trial_spec_and_result_round_trip_through_dict_and_pickle() -> None:
-    spec = TrialSpec(ModelSpec(width=32, depth=1), TrainSpec(steps=3), seed=7, labels={"stage": "x"})
+    spec = TrialSpec(
+        ModelSpec(width=32, depth=1), TrainSpec(steps=3), seed=7, labels={"stage": "x"}
+    )
     again = TrialSpec.from_dict(spec.to_dict())
     assert again == spec and again.labels == spec.labels and again.trial_key == spec.trial_key
     assert pickle.loads(pickle.dumps(spec)).trial_key == spec.trial_key

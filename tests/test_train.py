@@ -45,9 +45,7 @@ def test_result_fields_describe_the_run() -> None:
     assert result.trial_key == spec.trial_key
     assert result.steps == 12 and len(result.curve) == 12
     assert result.tokens == 12 * 4 * 32
-    assert result.final_train_loss == pytest.approx(
-        sum(row[1] for row in result.curve[-4:]) / 4
-    )
+    assert result.final_train_loss == pytest.approx(sum(row[1] for row in result.curve[-4:]) / 4)
     assert result.curve[-1][2] == result.val_loss
     # Training from scratch on bytes starts near ln(256) and must improve.
     assert result.curve[0][1] == pytest.approx(math.log(256), rel=0.15)
@@ -56,8 +54,12 @@ def test_result_fields_describe_the_run() -> None:
 
 
 def test_exploding_learning_rate_is_reported_as_diverged_and_stops_early() -> None:
-    spec = TrialSpec(TINY_MODEL, TrainSpec(steps=40, batch_size=4, eval_batches=1, lr=2.0**12,
-                                           warmup_frac=0.0, diverge_loss=7.0))
+    spec = TrialSpec(
+        TINY_MODEL,
+        TrainSpec(
+            steps=40, batch_size=4, eval_batches=1, lr=2.0**12, warmup_frac=0.0, diverge_loss=7.0
+        ),
+    )
     result = run_trial(spec)
     assert result.status == "diverged"
     assert result.steps < 40

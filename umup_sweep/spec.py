@@ -165,8 +165,8 @@ class TrialSpec:
         unknown = set(hps) - set(HP_NAMES)
         if unknown:
             raise ValueError(f"unknown hyperparameter(s): {sorted(unknown)}")
-        model_kw = {k: v for k, v in hps.items() if k in MODEL_HPS}
-        train_kw = {k: v for k, v in hps.items() if k in OPTIMIZER_HPS}
+        model_kw: dict[str, Any] = {k: v for k, v in hps.items() if k in MODEL_HPS}
+        train_kw: dict[str, Any] = {k: v for k, v in hps.items() if k in OPTIMIZER_HPS}
         return dataclasses.replace(
             self,
             model=dataclasses.replace(self.model, **model_kw),

@@ -12,12 +12,13 @@ import math
 import resource
 import sys
 import time
+from typing import cast
 
 import torch
 
 from umup_sweep.data import load_corpus
 from umup_sweep.device import resolve_device
-from umup_sweep.models import build_model, count_params, make_optimizer
+from umup_sweep.models import ProxyModel, build_model, count_params, make_optimizer
 from umup_sweep.precision import PrecisionPolicy, make_precision_aware, use_precision
 from umup_sweep.spec import TrainSpec, TrialResult, TrialSpec
 
@@ -56,7 +57,7 @@ def _is_diverged(loss: float, train: TrainSpec) -> bool:
 
 @torch.no_grad()
 def evaluate(
-    model: torch.nn.Module,
+    model: ProxyModel,
     batches: list[tuple[torch.Tensor, torch.Tensor]],
     policy: PrecisionPolicy | None = None,
 ) -> float:
@@ -103,7 +104,7 @@ def run_trial(spec: TrialSpec) -> TrialResult:
             f"corpus {corpus.name} has vocab {corpus.vocab_size} but the model's vocab_size is "
             f"{spec.model.vocab_size}"
         )
-    model = make_precision_aware(build_model(spec.model)).to(device)
+    model = cast(ProxyModel, make_precision_aware(build_model(spec.model)).to(device))
     model.train()
     forward = torch.compile(model) if train.compile else model
     optimizer = make_optimizer(

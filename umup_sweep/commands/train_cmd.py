@@ -27,7 +27,9 @@ def load_trial_yaml(path: Path) -> TrialSpec:
         raise ConfigError(source, "", f"expected a mapping with keys {list(TRIAL_YAML_KEYS)}")
     for key in doc:
         if key not in TRIAL_YAML_KEYS:
-            raise ConfigError(source, str(key), f"unknown key (valid: {', '.join(TRIAL_YAML_KEYS)})")
+            raise ConfigError(
+                source, str(key), f"unknown key (valid: {', '.join(TRIAL_YAML_KEYS)})"
+            )
     seed = doc.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(source, "seed", f"expected an integer, got {seed!r}")

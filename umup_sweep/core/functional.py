@@ -20,6 +20,7 @@ from torch import Tensor
 from umup_sweep.core import rules
 from umup_sweep.core._scale import scale, scale_bwd, scale_fwd
 from umup_sweep.core.constraints import apply_constraint
+from umup_sweep.precision import current_policy
 
 
 class _ScaledLinear(torch.autograd.Function):
@@ -27,7 +28,8 @@ class _ScaledLinear(torch.autograd.Function):
 
     One fused op: every scale is the `alpha` of a GEMM (`torch.addmm`), so unit scaling adds
     no pass over any tensor. Under autocast the operands are cast here, and the backward pass
-    runs in the same dtype.
+    runs in the same dtype. Under `fp8_sim` (see `umup_sweep.precision`) the inputs are rounded
+    to E4M3 and the incoming gradient to E5M2: the plain cast unit scaling makes possible.
     """
 
     @staticmethod
@@ -40,6 +42,8 @@ class _ScaledLinear(torch.autograd.Function):
         s_gin: float,
         s_gw: float,
     ) -> Tensor:
+        ctx.policy = policy = current_policy()
+        x, weight = policy.round_forward(x), policy.round_forward(weight)
         ctx.dtypes = (x.dtype, weight.dtype)
         device = x.device.type
         if torch.is_autocast_enabled(device):
@@ -59,6 +63,7 @@ class _ScaledLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         x, weight = ctx.saved_tensors
+        grad = ctx.policy.round_backward(grad)
         s_gin, s_gw = ctx.scales
         x_dtype, w_dtype = ctx.dtypes
         g2 = grad.to(x.dtype).reshape(-1, grad.shape[-1])

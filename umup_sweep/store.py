@@ -138,11 +138,16 @@ class RunStore:
         swept: tuple[str, ...] = HP_NAMES,
         lock: RunLock | None = None,
         url: str | None = None,
+        storage: optuna.storages.BaseStorage | None = None,
     ) -> None:
         self.run_dir = Path(run_dir)
         self.metric = metric
         self.swept = swept
         self._study = study
+        # Trials are read and written through the uncached storage: optuna.Study's cache would
+        # keep every trial (with its spec) in memory, ~10 KiB per trial for the whole sweep.
+        self._storage = storage or study._storage
+        self._study_id = self._storage.get_study_id_from_name(study.study_name)
         self._lock = lock
         self._db_lock: StudyLock | None = None
         self._created: list[Path] = []  # folders open() made: the run directory, new parents
@@ -176,7 +181,7 @@ class RunStore:
         try:
             new_hash = sweep_identity(sweep)
             url = _storage_url(run_dir, sweep.storage.url)
-            study = _open_study(url, sweep.name, run_dir, create=True)
+            study, storage = _open_study(url, sweep.name, run_dir, create=True)
             db_lock = _lock_study(url, sweep.name, study)
             old_hash = study.user_attrs.get("sweep_hash")
             if old_hash is not None and old_hash != new_hash:
@@ -186,7 +191,7 @@ class RunStore:
                 _move_aside(run_dir, sweep.name, sweep.storage.url)
                 run_dir.mkdir(parents=True)
                 lock = RunLock(run_dir)
-                study = _open_study(url, sweep.name, run_dir, create=True)
+                study, storage = _open_study(url, sweep.name, run_dir, create=True)
                 old_hash = None
             study.set_user_attr("sweep_hash", new_hash)
             study.set_user_attr("metric", sweep.metric)
@@ -203,6 +208,7 @@ class RunStore:
                 swept=sweep.swept,
                 lock=lock,
                 url=sweep.storage.url,
+                storage=storage,
             )
         except BaseException:
             lock.release()
@@ -241,13 +247,13 @@ class RunStore:
         url = (storage or {}).get("url")
         if not url and not (run_dir / STUDY_FILE).is_file():
             raise StoreError(f"{run_dir} has no {STUDY_FILE}: no trial has been recorded there")
-        study = _open_study(_storage_url(run_dir, url), name, run_dir, create=False)
+        study, storage = _open_study(_storage_url(run_dir, url), name, run_dir, create=False)
         meta_metric = meta.get("metric")
         if isinstance(meta_metric, dict):  # config_load writes {name: ..., goal: ...}
             meta_metric = meta_metric.get("name")
         metric = str(study.user_attrs.get("metric") or meta_metric or "val_loss")
         swept = tuple(study.user_attrs.get("swept") or HP_NAMES)
-        return cls(run_dir, study, metric=metric, swept=swept, url=url or None)
+        return cls(run_dir, study, metric=metric, swept=swept, url=url or None, storage=storage)
 
     def close(self) -> None:
         """Release the locks (the driver's store); committed trials are already on disk."""
@@ -360,7 +366,7 @@ class RunStore:
                 distributions=dists,
                 user_attrs=attrs,
             )
-        self._study.add_trial(trial)
+        self._storage.create_new_trial(self._study_id, template_trial=trial)
         self._keep(row)
         self.export()
 
@@ -386,7 +392,7 @@ class RunStore:
 
     def _trials(self) -> list[optuna.trial.FrozenTrial]:
         try:
-            return self._study.get_trials(deepcopy=False)
+            return self._storage.get_all_trials(self._study_id, deepcopy=False)
         except Exception as exc:  # sqlalchemy errors on a damaged database
             raise StoreError(_unreadable(self.run_dir, exc, self._url)) from None
 
@@ -413,15 +419,20 @@ class RunStore:
         self._rows[row["trial_key"]] = row
 
 
-def _open_study(url: str, name: str, run_dir: Path, *, create: bool) -> optuna.Study:
+def _open_study(
+    url: str, name: str, run_dir: Path, *, create: bool
+) -> tuple[optuna.Study, optuna.storages.RDBStorage]:
+    """The study, and its storage without Optuna's in-memory trial cache."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         storage = optuna.storages.RDBStorage(url)
         if create:
-            return optuna.create_study(
+            study = optuna.create_study(
                 storage=storage, study_name=name, direction="minimize", load_if_exists=True
             )
-        return optuna.load_study(storage=storage, study_name=name)
+        else:
+            study = optuna.load_study(storage=storage, study_name=name)
+        return study, storage
     except KeyError:
         where = run_dir if _is_local(url, run_dir) else storage_label(url)
         raise StoreError(f"{where}: the trial database has no study named {name!r}") from None

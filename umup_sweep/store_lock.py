@@ -14,6 +14,7 @@ import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from umup_sweep.errors import StoreError
 
@@ -111,14 +112,17 @@ class StudyLock:
         from sqlalchemy.engine import make_url
         from sqlalchemy.pool import NullPool
 
-        self._conn = None
-        self._unlock: str | None = None
+        self._conn: Any = None  # the sqlalchemy Connection holding the lock
+        self._unlock = ""
         self._params: dict[str, object] = {}
         backend = make_url(url).get_backend_name()
         name = f"umup-sweep:{study_name}"
         if backend == "postgresql":
             key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-            acquire, self._unlock = "SELECT pg_try_advisory_lock(:k)", "SELECT pg_advisory_unlock(:k)"
+            acquire, self._unlock = (
+                "SELECT pg_try_advisory_lock(:k)",
+                "SELECT pg_advisory_unlock(:k)",
+            )
             self._params = {"k": key}
         elif backend in ("mysql", "mariadb"):
             acquire, self._unlock = "SELECT GET_LOCK(:k, 0)", "SELECT RELEASE_LOCK(:k)"

@@ -22,7 +22,6 @@ TRIAL_COLUMNS: tuple[str, ...] = (
     "trial_key",
     "stage",
     "parametrization",
-    "precision",
     "width",
     "depth",
     "seed",
@@ -37,6 +36,7 @@ TRIAL_COLUMNS: tuple[str, ...] = (
     "n_params",
     "peak_rss_mb",
     "node_id",
+    "precision",  # the trial's TrainSpec.precision (the sweep's `precisions:` axis)
     "error",
 )
 CURVE_COLUMNS = ("step", "train_loss", "val_loss")
@@ -60,14 +60,13 @@ def trial_row(spec: TrialSpec, result: TrialResult) -> dict[str, Any]:
         "trial_key": spec.trial_key,
         "stage": spec.labels.get("stage"),
         "parametrization": spec.model.parametrization,
-        "precision": spec.train.precision,
         "width": spec.model.width,
         "depth": spec.model.depth,
         "seed": spec.seed,
         **spec.hps,
     }
     for name in TRIAL_COLUMNS[len(row) :]:
-        row[name] = getattr(result, name)
+        row[name] = spec.train.precision if name == "precision" else getattr(result, name)
     return row
 
 

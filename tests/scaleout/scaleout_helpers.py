@@ -134,13 +134,14 @@ class RayCluster:
             "--disable-usage-stats",
             "--block",
         ]
-        proc = subprocess.Popen(
-            cmd,
-            env=ray_env(),
-            start_new_session=True,  # its own process group, killed as one
-            stdout=open(log, "w"),  # noqa: SIM115 - the child owns it
-            stderr=subprocess.STDOUT,
-        )
+        with open(log, "w") as out:  # the child keeps its own copy of the descriptor
+            proc = subprocess.Popen(
+                cmd,
+                env=ray_env(),
+                start_new_session=True,  # its own process group, killed as one
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         node = RayNode(proc, temp_dir, log)
         self.nodes.append(node)
         node_id = wait_for(lambda: node.node_id or _exited(node), 90, f"Ray node {name}")
@@ -149,7 +150,9 @@ class RayCluster:
         return node
 
     def start_head(self, num_cpus: int = 1) -> RayNode:
-        return self._start("head", ["--head", f"--port={self.port}", "--include-dashboard=false"], num_cpus)
+        return self._start(
+            "head", ["--head", f"--port={self.port}", "--include-dashboard=false"], num_cpus
+        )
 
     def add_node(self, num_cpus: int = 1) -> RayNode:
         """Start a worker node and wait until the head has registered it."""
@@ -222,8 +225,19 @@ class PostgresServer:
         )
         opts = f"-k {self.root} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off"
         subprocess.run(
-            self._cmd("pg_ctl", "-D", str(data), "-o", opts, "-l", str(self.root / "pg.log"),
-                      "-w", "-t", "60", "start"),
+            self._cmd(
+                "pg_ctl",
+                "-D",
+                str(data),
+                "-o",
+                opts,
+                "-l",
+                str(self.root / "pg.log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ),
             check=True,
             capture_output=True,
         )

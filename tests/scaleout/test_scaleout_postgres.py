@@ -61,9 +61,7 @@ def _csv_rows(path: Path) -> int:
     return len(path.read_text().splitlines()) - 1 if path.exists() else 0
 
 
-def test_killed_driver_resumed_by_another_driver_from_the_shared_database(
-    postgres_url, tmp_path
-):
+def test_killed_driver_resumed_by_another_driver_from_the_shared_database(postgres_url, tmp_path):
     log = tmp_path / "log"
     first = subprocess.Popen(
         _driver(tmp_path, str(log), postgres_url, str(tmp_path / "a"), "0.4", "pgsweep"),
@@ -158,7 +156,10 @@ def test_second_driver_on_the_same_study_is_refused_and_nothing_is_corrupted(
     lines = other.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in other.stderr
     assert lines[0].startswith("error: study 'pgtwo' in postgresql+psycopg2://umup@127.0.0.1:")
-    assert f"in use by another umup-sweep driver (host {os.uname().nodename}, pid {first.pid})" in lines[0]
+    assert (
+        f"in use by another umup-sweep driver (host {os.uname().nodename}, pid {first.pid})"
+        in lines[0]
+    )
     assert not (tmp_path / "b").exists()  # a refused driver leaves no run directory
     assert same.returncode == 2
     assert same.stderr.strip().splitlines() == [

@@ -336,7 +336,9 @@ def _points(line: pd.DataFrame, hp: str, metric: str, curve: list[CurvePoint]) -
     x = np.array([float(f"{v:.{_ROUND}g}") for v in x])
     with_ok = [c for c in curve if c.n_ok > 0]
     grid = np.array([c.log2 for c in with_ok])
-    gidx = np.searchsorted(grid, x - 1e-9)
+    # Nearest grid point: the curve's log2 comes from the rounded value, so it can differ from
+    # x in the 9th digit (half-step grids like 2^-9.5); exact matching would misfile trials.
+    gidx = np.abs(x[:, None] - grid[None, :]).argmin(axis=1)
     return _Points(
         x=x,
         y=ok[metric].to_numpy(float),

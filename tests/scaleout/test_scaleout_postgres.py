@@ -20,18 +20,28 @@ from scaleout_helpers import REPO, TESTS, free_port, wait_for
 N_TRIALS = 8
 
 DRIVER = """
-import dataclasses, sys
+import dataclasses, os, sys, time
 from pathlib import Path
 sys.path.insert(0, {tests!r})
 from sweep_fakes import FakeTrial, TinyGrid, tiny_sweep
 from umup_sweep.config import StorageSpec
 from umup_sweep.runner import run_sweep
 
-log, url, run_root, sleep, name = sys.argv[1:6]
+log, url, run_root, sleep, name, gate = sys.argv[1:7]
 sweep = tiny_sweep(Path(run_root), name=name, lrs=[2.0 ** k for k in range(-4, {n} - 4)])
 sweep = dataclasses.replace(sweep, storage=StorageSpec(run_dir=Path(run_root), url=url))
 fake = FakeTrial(Path(log), sleep=float(sleep))
-s = run_sweep(sweep, strategy=TinyGrid(sweep), trial_fn=fake, progress=False, analyze=False)
+
+
+def trial(spec):
+    # With a gate file named: after the first trial, wait until the test creates it.
+    deadline = time.monotonic() + 120
+    while gate and fake.log.exists() and not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return fake(spec)
+
+
+s = run_sweep(sweep, strategy=TinyGrid(sweep), trial_fn=trial, progress=False, analyze=False)
 print("done", s.n_new, s.n_resumed, s.counts["total"], s.counts["ok"], flush=True)
 """
 
@@ -64,7 +74,7 @@ def _csv_rows(path: Path) -> int:
 def test_killed_driver_resumed_by_another_driver_from_the_shared_database(postgres_url, tmp_path):
     log = tmp_path / "log"
     first = subprocess.Popen(
-        _driver(tmp_path, str(log), postgres_url, str(tmp_path / "a"), "0.4", "pgsweep"),
+        _driver(tmp_path, str(log), postgres_url, str(tmp_path / "a"), "0.4", "pgsweep", ""),
         env=_env(),
     )
     try:
@@ -77,7 +87,7 @@ def test_killed_driver_resumed_by_another_driver_from_the_shared_database(postgr
 
     # A second driver, another process and another run directory, same database.
     out = subprocess.run(
-        _driver(tmp_path, str(log), postgres_url, str(tmp_path / "b"), "0", "pgsweep"),
+        _driver(tmp_path, str(log), postgres_url, str(tmp_path / "b"), "0", "pgsweep", ""),
         env=_env(),
         capture_output=True,
         text=True,
@@ -131,9 +141,9 @@ def _done(proc: subprocess.Popen) -> subprocess.CompletedProcess:
 def test_second_driver_on_the_same_study_is_refused_and_nothing_is_corrupted(
     postgres_url, tmp_path
 ):
-    log = tmp_path / "log"
+    log, gate = tmp_path / "log", tmp_path / "gate"
     first = subprocess.Popen(
-        _driver(tmp_path, str(log), postgres_url, str(tmp_path / "a"), "1.5", "pgtwo"),
+        _driver(tmp_path, str(log), postgres_url, str(tmp_path / "a"), "0.2", "pgtwo", str(gate)),
         env=_env(),
         stdout=subprocess.PIPE,
         text=True,
@@ -147,11 +157,14 @@ def test_second_driver_on_the_same_study_is_refused_and_nothing_is_corrupted(
         # The same run directory: refused by the run directory's lock.
         same_proc = _cli("run", str(sweep_file), "--run-dir", str(tmp_path / "a"), "--no-progress")
         other, same = _done(other_proc), _done(same_proc)
+        running = first.poll() is None
+        gate.touch()  # let the first driver finish
         stdout, _ = first.communicate(timeout=120)
     finally:
         if first.poll() is None:
             first.kill()
             first.wait()
+    assert running, "the first driver should still have been running"
     assert other.returncode == 2, other.stderr
     lines = other.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in other.stderr

@@ -14,7 +14,13 @@ from typing import Any
 from umup_sweep.device import ray_resources, trial_threads
 from umup_sweep.execute._base import BaseExecutor, TrialFn
 from umup_sweep.execute._ray_cluster import RayConnection
-from umup_sweep.execute._retry import annotate, failed_result, one_line, with_threads
+from umup_sweep.execute._retry import (
+    annotate,
+    failed_result,
+    one_line,
+    reset_peak_rss,
+    with_threads,
+)
 from umup_sweep.spec import TrialResult, TrialSpec
 
 
@@ -22,6 +28,7 @@ def _run_in_worker(trial_fn: TrialFn, spec: TrialSpec) -> TrialResult:
     """Body of the Ray task: run the trial and note the node and peak memory of the worker."""
     import ray
 
+    reset_peak_rss()  # workers are reused: measure this trial's peak, not the worker's
     return annotate(trial_fn(spec), ray.get_runtime_context().get_node_id())
 
 

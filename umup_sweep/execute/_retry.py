@@ -29,8 +29,26 @@ def failed_result(spec: TrialSpec, error: str, attempts: int) -> TrialResult:
     )
 
 
+def reset_peak_rss() -> None:
+    """Start a new peak-memory window for this process (Linux: `echo 5 > clear_refs` resets
+    VmHWM), so `peak_rss_mb()` after a trial is that trial's own peak, not the process's."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:  # not Linux, or not allowed: peak_rss_mb() is then the process's peak
+        pass
+
+
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process in MiB (ru_maxrss is KiB on Linux, B on macOS)."""
+    """Peak resident memory of this process in MiB since the last `reset_peak_rss()` (Linux
+    VmHWM), else since it started (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
@@ -43,11 +61,12 @@ def with_threads(spec: TrialSpec, threads: int) -> TrialSpec:
 
 
 def annotate(result: TrialResult, node_id: str) -> TrialResult:
-    """Fill in where the trial ran and its peak memory, unless the trial fn already did."""
+    """Fill in where the trial ran (unless the trial fn did) and its peak memory: this
+    process's peak since `reset_peak_rss()`, which replaces the trial fn's own reading (a
+    process-lifetime peak, which a reused worker would carry from trial to trial)."""
     if result.node_id is None:
         result.node_id = node_id
-    if result.peak_rss_mb is None:
-        result.peak_rss_mb = peak_rss_mb()
+    result.peak_rss_mb = peak_rss_mb()
     return result
 
 
@@ -67,6 +86,7 @@ def run_with_retries(
     error = ""
     for _attempt in range(1 + max_failures):
         try:
+            reset_peak_rss()
             return annotate(trial_fn(spec), node_id)
         except Exception as exc:  # the trial's own bug or resource error: retry
             error = one_line(exc)

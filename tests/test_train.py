@@ -66,3 +66,23 @@ def test_exploding_learning_rate_is_reported_as_diverged_and_stops_early() -> No
     assert result.val_loss is None
     last = result.curve[-1][1]
     assert not math.isfinite(last) or last > 7.0
+
+
+def test_compile_flag_compiles_the_model_and_changes_the_key(monkeypatch) -> None:
+    import torch
+
+    compiled = []
+
+    def fake_compile(model):  # torch.compile on CPU needs minutes of C++ builds: record only
+        compiled.append(type(model).__name__)
+        return model
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    plain = TrialSpec(TINY_MODEL, TrainSpec(steps=2, batch_size=2, eval_batches=1))
+    with_compile = TrialSpec(TINY_MODEL, TrainSpec(steps=2, batch_size=2, eval_batches=1,
+                                                   compile=True))
+    assert plain.trial_key != with_compile.trial_key
+    run_trial(plain)
+    assert compiled == []
+    result = run_trial(with_compile)
+    assert result.status == "ok" and len(compiled) == 1

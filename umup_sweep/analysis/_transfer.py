@@ -338,7 +338,9 @@ def _points(line: pd.DataFrame, hp: str, metric: str, curve: list[CurvePoint]) -
     grid = np.array([c.log2 for c in with_ok])
     # Nearest grid point: the curve's log2 comes from the rounded value, so it can differ from
     # x in the 9th digit (half-step grids like 2^-9.5); exact matching would misfile trials.
-    gidx = np.abs(x[:, None] - grid[None, :]).argmin(axis=1)
+    gidx = (
+        np.abs(x[:, None] - grid[None, :]).argmin(axis=1) if len(grid) else np.zeros(0, int)
+    )
     return _Points(
         x=x,
         y=ok[metric].to_numpy(float),

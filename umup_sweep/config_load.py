@@ -24,7 +24,8 @@ Sweep keys (all optional unless marked):
     divergence      {max_loss: x} (= train.diverge_loss)
     execution       {executor: ray|serial, max_concurrent, cpus_per_trial, gpus_per_trial,
                     address, max_failures}
-    storage         {run_dir, url};  analysis: {tolerance}
+    storage         {run_dir, url}, or a bare Optuna storage URL string (= {url: ...});
+                    analysis: {tolerance}
     budget          configurations per proxy (random/tpe only, required there)
     strategy_options  per strategy, see STRATEGY_OPTIONS
     description     free text
@@ -45,6 +46,7 @@ import hashlib
 import json
 import math
 import re
+import reprlib
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -59,6 +61,7 @@ from umup_sweep.config import (
     HPSpace,
     ProxyFamily,
     StorageSpec,
+    StrategyName,
     SweepSpec,
 )
 from umup_sweep.errors import ConfigError
@@ -184,9 +187,14 @@ _RANGES: dict[type, dict[str, _Check]] = {
 # Small validators: each returns the converted value or raises ConfigError naming the key.
 
 
+_REPR = reprlib.Repr()  # keyword arguments need Python 3.12
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 2, 60, 60
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 4
+
+
 def _got(value: Any) -> str:
     """Short one-line description of a bad value, for messages."""
-    text = repr(value)
+    text = _REPR.repr(value)  # bounded: a YAML alias bomb must not be expanded in full
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{text} ({type(value).__name__})"
@@ -398,7 +406,10 @@ def _document(data: Any, source: str, what: str) -> dict[str, Any]:
 
 
 def _resolve_proxy_path(ref: str, sweep_source: str) -> Path | None:
-    """A proxy file next to the sweep file, under the CWD, or next to the sweep's folder."""
+    """A proxy file next to the sweep file, under the CWD, or next to the sweep's folder.
+
+    Raises OSError for a path the OS rejects (e.g. a name over 255 characters).
+    """
     ref_path = Path(ref).expanduser()
     if ref_path.is_absolute():
         return ref_path if ref_path.is_file() else None
@@ -635,7 +646,7 @@ def _strategy_options(
         if not isinstance(stage2, (list, tuple)):
             raise _fail(source, f"{key}.stage2", "expected a list of swept HP names", stage2)
         for i, n in enumerate(stage2):
-            if n == "lr" or n not in swept:
+            if not isinstance(n, str) or n == "lr" or n not in swept:
                 raise _fail(source, f"{key}.stage2[{i}]", "expected a swept HP other than lr", n)
         opts["stage2"] = list(stage2)
         noise = opts["noise_threshold"]
@@ -755,7 +766,15 @@ def _normalise_aliases(data: dict[str, Any], source: str) -> dict[str, Any]:
             if canonical in out:
                 raise _fail(source, alias, f"give either {alias} or {canonical}, not both")
             out[canonical] = out.pop(alias)
-    return out
+    return _storage_shorthand(out)
+
+
+def _storage_shorthand(data: dict[str, Any]) -> dict[str, Any]:
+    """``storage: postgresql://...`` (a bare string) means ``storage: {url: postgresql://...}``."""
+    storage = data.get("storage")
+    if isinstance(storage, str) and storage:
+        data = {**data, "storage": {"url": storage}}
+    return data
 
 
 def load_sweep(
@@ -814,7 +833,11 @@ def _sweep_from_mapping(data: dict[str, Any], source: str) -> SweepSpec:
         raise _fail(source, "proxy", "missing: expected a proxy file path or an inline mapping")
     proxy = data["proxy"]
     if isinstance(proxy, str):
-        found = _resolve_proxy_path(proxy, source)
+        try:
+            found = _resolve_proxy_path(proxy, source)
+        except (OSError, ValueError) as exc:  # e.g. ENAMETOOLONG, or an embedded NUL byte
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise _fail(source, "proxy", f"cannot read proxy file ({reason})", proxy) from None
         if found is None:
             raise _fail(
                 source,
@@ -866,7 +889,7 @@ def _sweep_from_mapping(data: dict[str, Any], source: str) -> SweepSpec:
 
     # strategy and what it needs
     strategy = data.get("strategy", "grid")
-    if strategy not in STRATEGY_OPTIONS:
+    if not isinstance(strategy, str) or strategy not in STRATEGY_OPTIONS:
         close = difflib.get_close_matches(str(strategy), list(STRATEGY_OPTIONS), n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise _fail(
@@ -932,7 +955,7 @@ def _sweep_from_mapping(data: dict[str, Any], source: str) -> SweepSpec:
         raise _fail(source, metric_key, "expected val_loss or final_train_loss", metric)
 
     execution = build_section(ExecutionSpec, data.get("execution"), source, "execution")
-    storage = build_section(StorageSpec, data.get("storage"), source, "storage")
+    storage = build_section(StorageSpec, _storage_shorthand(data).get("storage"), source, "storage")
     analysis = build_section(AnalysisSpec, data.get("analysis"), source, "analysis")
 
     options = _strategy_options(
@@ -950,7 +973,7 @@ def _sweep_from_mapping(data: dict[str, Any], source: str) -> SweepSpec:
         data=data_spec,
         seeds=tuple(seeds),
         precisions=precisions,
-        strategy=strategy,
+        strategy=typing.cast(StrategyName, strategy),  # checked against STRATEGY_OPTIONS
         metric=metric,
         budget=budget,
         execution=execution,

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from umup_sweep.search._base import BaseStrategy
-from umup_sweep.search._trials import ResultIndex, make_trial, unstarted
+from umup_sweep.search._trials import ResultIndex, make_trial
 from umup_sweep.spec import TrialSpec
 
 __all__ = ["GridStrategy"]
@@ -23,8 +23,16 @@ class GridStrategy(BaseStrategy):
         3
     """
 
+    _trials: list[TrialSpec] | None = None  # built on first use: propose is called per batch
+    _keyed_trials: list[tuple[str, TrialSpec]] | None = None  # with their trial keys
+
     def trials(self) -> list[TrialSpec]:
-        """Every trial of the grid, in proposal order."""
+        """Every trial of the grid, in proposal order (built once, then a copy of the cache)."""
+        if self._trials is None:
+            self._trials = self._build()
+        return list(self._trials)
+
+    def _build(self) -> list[TrialSpec]:
         sweep = self.sweep
         names = list(sweep.hyperparameters)
         grids = [sweep.hyperparameters[n].values for n in names]
@@ -47,8 +55,24 @@ class GridStrategy(BaseStrategy):
     def propose(
         self, results: pd.DataFrame, pending: Sequence[TrialSpec], max_new: int
     ) -> list[TrialSpec]:
+        # As `unstarted(self.trials(), ...)`, but over the cached keys (trial_key hashes the spec).
         index = ResultIndex(results, self.sweep.metric)
-        return unstarted(self.trials(), index, pending, max_new)
+        seen = {t.trial_key for t in pending}
+        out: list[TrialSpec] = []
+        for key, trial in self._keyed():
+            if len(out) >= max_new:
+                break
+            if key in seen or key in index:
+                continue
+            seen.add(key)
+            out.append(trial)
+        return out
 
     def total_estimate(self, results: pd.DataFrame) -> int:
-        return len({t.trial_key for t in self.trials()})
+        return len({key for key, _ in self._keyed()})
+
+    def _keyed(self) -> list[tuple[str, TrialSpec]]:
+        """(trial_key, trial) for every trial in proposal order, computed once per strategy."""
+        if self._keyed_trials is None:
+            self._keyed_trials = [(t.trial_key, t) for t in self.trials()]
+        return self._keyed_trials

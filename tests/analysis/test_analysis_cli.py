@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -56,7 +57,8 @@ def test_recommend_and_report(run_factory, tmp_path):
         app, ["recommend", str(run), "--width", "512", "--depth", "2", "--out", str(out)]
     )
     assert res.exit_code == 0, res.output
-    assert yaml.safe_load(out.read_text())["hyperparameters"]["lr"] == 0.5
+    lr = yaml.safe_load(out.read_text())["hyperparameters"]["lr"]
+    assert lr == pytest.approx(0.5, rel=0.05)  # the parabola optimum near the 2^-1 grid best
     assert "blocks.*.attn.qkv.weight" in res.output and f"wrote {out}" in res.output
     res = runner.invoke(app, ["report", str(run)])
     assert res.exit_code == 0, res.output

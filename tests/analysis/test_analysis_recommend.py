@@ -23,7 +23,12 @@ BASE = {"width": 64, "depth": 2, "head_dim": 16, "seq_len": 32}
 def test_transferring_lr_is_carried_and_groups_match_the_optimizer(run_factory):
     run = run_factory(make_trials(widths=(64, 128), noise=0.003, c0=-1.0), base=BASE)
     rec = recommend(run, width=256, depth=4)
-    assert rec.hyperparameters["lr"] == 0.5  # the widest proxy's grid best, carried as is
+    # one swept HP: the widest proxy's sub-grid (parabola) optimum, carried as is
+    lr = rec.hyperparameters["lr"]
+    ev = rec.evidence["hps"]["lr"]
+    assert ev["grid_value"] == 0.5
+    assert lr == pytest.approx(2.0 ** ev["optima_log2"][-1], rel=1e-12)
+    assert lr == pytest.approx(0.5, rel=0.05)
     assert rec.evidence["hps"]["lr"]["verdict"] == "transfers"
     assert rec.evidence["hps"]["lr"]["extrapolated"] is False
     assert rec.target["width"] == 256 and rec.target["depth"] == 4
@@ -31,7 +36,7 @@ def test_transferring_lr_is_carried_and_groups_match_the_optimizer(run_factory):
     # oracle: a real target model and the project's optimizer, param by param
     torch.manual_seed(0)
     model = build_model(ModelSpec(**rec.target))
-    opt = make_optimizer(model, lr=0.5, weight_decay=0.0)
+    opt = make_optimizer(model, lr=lr, weight_decay=0.0)
     names = {id(p): n for n, p in model.named_parameters()}
     expected = {}
     for g in opt.param_groups:
@@ -52,7 +57,7 @@ def test_transferring_lr_is_carried_and_groups_match_the_optimizer(run_factory):
     assert data["param_groups"] == rec.param_groups
     paste = yaml.safe_load(data["paste"])
     assert ModelSpec(**paste["model"]) == ModelSpec(**rec.target)
-    assert paste["train"]["lr"] == 0.5
+    assert paste["train"]["lr"] == lr
 
 
 def test_weight_decay_groups_follow_the_optimizer(run_factory):
@@ -60,7 +65,7 @@ def test_weight_decay_groups_follow_the_optimizer(run_factory):
     rec = recommend(run_factory(t, base=BASE), width=128, depth=2)
     assert rec.hyperparameters["weight_decay"] == 0.1
     model = build_model(ModelSpec(**rec.target))
-    opt = make_optimizer(model, lr=0.5, weight_decay=0.1)
+    opt = make_optimizer(model, lr=rec.hyperparameters["lr"], weight_decay=0.1)
     assert sorted({(g["lr"], g["weight_decay"]) for g in opt.param_groups}) == sorted(
         {(g["lr"], g["weight_decay"]) for g in rec.param_groups}
     )
@@ -79,8 +84,11 @@ def test_drifting_sp_lr_is_extrapolated_with_loud_warning(run_factory):
     ev = rec.evidence["hps"]["lr"]
     slope = ev["drift"]["width"]["slope"]
     assert slope == pytest.approx(-1.0, abs=0.05)
-    # from the widest proxy's best (2^-6 at 256) along the fitted drift, 3 doublings
-    assert rec.hyperparameters["lr"] == pytest.approx(2.0**-6 * 2.0 ** (3 * slope), rel=1e-9)
+    # from the widest proxy's fitted best (≈2^-6 at 256) along the fitted drift, 3 doublings
+    assert ev["grid_value"] == 2.0**-6
+    assert ev["optima_log2"][-1] == pytest.approx(-6.0, abs=0.1)
+    expected = 2.0 ** ev["optima_log2"][-1] * 2.0 ** (3 * slope)
+    assert rec.hyperparameters["lr"] == pytest.approx(expected, rel=1e-9)
     assert ev["extrapolated"] is True and ev["shift_log2"] == pytest.approx(3 * slope)
     assert any("does NOT transfer" in w for w in rec.warnings)
 

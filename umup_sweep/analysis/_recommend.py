@@ -1,7 +1,8 @@
 """Recommend the target model's hyperparameters from a finished sweep (`recommended.yaml`).
 
 The HP values are the sweep's best config at its largest proxy (configs run with the most seeds
-first — for independent sweeps that is the confirmed config). A swept HP whose optimum
+first — for independent sweeps that is the confirmed config); in a one-HP sweep the swept HP
+takes the parabola (sub-grid) optimum at that proxy instead of the grid point. A swept HP whose optimum
 `transfers` is carried over as is; otherwise it is extrapolated along the fitted drift line to
 the target width/depth, with a warning. The effective per-parameter-group learning rates come
 from the project's own optimizer applied to the target model built on the meta device, so they
@@ -202,8 +203,13 @@ def _carry_value(
     target: dict[str, int],
     warnings: list[str],
     param: str,
+    use_fit: bool = False,
 ) -> tuple[float, dict[str, Any]]:
-    """The target's value of one HP and the evidence behind it (extrapolating when it drifts)."""
+    """The target's value of one HP and the evidence behind it (extrapolating when it drifts).
+
+    With `use_fit` (a one-HP sweep, where the analysed line *is* the best config's line) the
+    proxy value is the sub-grid parabola optimum at the source proxy, not the grid point.
+    """
     ev: dict[str, Any] = {"proxy_value": value}
     if res is None:
         ev["verdict"] = "not analysed"
@@ -219,6 +225,11 @@ def _carry_value(
     src_opt = next(
         (p for p in res.per_proxy if (p.width, p.depth) == (src["width"], src["depth"])), None
     )
+    if use_fit and src_opt is not None and src_opt.fit_method == "parabola":
+        ev["grid_value"] = value
+        value = 2.0**src_opt.fit_optimum_log2
+        ev["proxy_value"] = value
+        ev["proxy_value_from"] = "parabola fit in log2 at the source proxy"
     if src_opt is not None and src_opt.at_edge:
         warnings.append(
             f"{hp}: the best value at {src['width']}x{src['depth']} is at the edge of the swept "
@@ -342,7 +353,9 @@ def recommend(
     checks: list[str] = []
     for hp in run.swept:
         res = report.results.get(hp, {}).get(result_key(param, precision))
-        hps[hp], evidence[hp] = _carry_value(hp, hps[hp], res, src, target, warnings, param)
+        hps[hp], evidence[hp] = _carry_value(
+            hp, hps[hp], res, src, target, warnings, param, use_fit=len(run.swept) == 1
+        )
         if report.precision is not None:
             checks += _precision_evidence(
                 hp, hps[hp], param, precision, report.precision, evidence[hp], warnings

@@ -214,8 +214,9 @@ def test_half_step_grid_in_any_row_order_finds_each_widths_optimum():
     # 2^-9.5 and friends are not exact after rounding: every trial must still land on its own
     # grid point, whatever order the trials were stored in (a real SP run exposed this).
     grid = [x / 2 for x in range(-21, -11)]  # -10.5 .. -6.0 in half steps
-    trials = make_trials(widths=(32, 64, 128), seeds=(0,), grid=grid, c0=-7.0, drift=-1.0,
-                         noise=0.0)
+    trials = make_trials(
+        widths=(32, 64, 128), seeds=(0,), grid=grid, c0=-7.0, drift=-1.0, noise=0.0
+    )
     trials = trials.sample(frac=1.0, random_state=3).reset_index(drop=True)
     res = _lr(trials)
     for i, p in enumerate(res.per_proxy):

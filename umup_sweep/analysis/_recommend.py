@@ -2,8 +2,8 @@
 
 The HP values are the sweep's best config at its largest proxy (configs run with the most seeds
 first — for independent sweeps that is the confirmed config); in a one-HP sweep the swept HP
-takes the parabola (sub-grid) optimum at that proxy instead of the grid point. A swept HP whose optimum
-`transfers` is carried over as is; otherwise it is extrapolated along the fitted drift line to
+takes the parabola (sub-grid) optimum at that proxy instead of the grid point. A swept HP
+whose optimum `transfers` is carried over as is; otherwise it is extrapolated along the fitted drift line to
 the target width/depth, with a warning. The effective per-parameter-group learning rates come
 from the project's own optimizer applied to the target model built on the meta device, so they
 are exactly what training the target would use.

@@ -3,10 +3,10 @@
 The HP values are the sweep's best config at its largest proxy (configs run with the most seeds
 first — for independent sweeps that is the confirmed config); in a one-HP sweep the swept HP
 takes the parabola (sub-grid) optimum at that proxy instead of the grid point. A swept HP
-whose optimum `transfers` is carried over as is; otherwise it is extrapolated along the fitted drift line to
-the target width/depth, with a warning. The effective per-parameter-group learning rates come
-from the project's own optimizer applied to the target model built on the meta device, so they
-are exactly what training the target would use.
+whose optimum `transfers` is carried over as is; otherwise it is extrapolated along the fitted
+drift line to the target width/depth, with a warning. The effective per-parameter-group
+learning rates come from the project's own optimizer applied to the target model built on the
+meta device, so they are exactly what training the target would use.
 """
 
 from __future__ import annotations
@@ -225,7 +225,12 @@ def _carry_value(
     src_opt = next(
         (p for p in res.per_proxy if (p.width, p.depth) == (src["width"], src["depth"])), None
     )
-    if use_fit and src_opt is not None and src_opt.fit_method == "parabola":
+    if (
+        use_fit
+        and src_opt is not None
+        and src_opt.fit_method == "parabola"
+        and src_opt.fit_optimum_log2 is not None
+    ):
         ev["grid_value"] = value
         value = 2.0**src_opt.fit_optimum_log2
         ev["proxy_value"] = value

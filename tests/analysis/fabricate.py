@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from umup_sweep.spec import HP_DEFAULTS, HP_NAMES
+from umup_sweep.spec import HP_DEFAULTS
+from umup_sweep.store_rows import TRIAL_COLUMNS
 
 
 def make_trials(
@@ -77,31 +78,8 @@ def make_trials(
                         | ({} if precision is None else {"precision": precision})
                     )
     df = pd.DataFrame(rows)
-    return df[
-        [
-            "trial_key",
-            "stage",
-            "parametrization",
-            "width",
-            "depth",
-            "seed",
-            *HP_NAMES,
-            *[
-                c
-                for c in df.columns
-                if c
-                not in {
-                    "trial_key",
-                    "stage",
-                    "parametrization",
-                    "width",
-                    "depth",
-                    "seed",
-                    *HP_NAMES,
-                }
-            ],
-        ]
-    ]
+    lead = list(TRIAL_COLUMNS[: TRIAL_COLUMNS.index("status")])  # the contract's id + HP columns
+    return df[lead + [c for c in df.columns if c not in lead]]
 
 
 def write_run(

@@ -18,7 +18,8 @@ from collections.abc import Callable, Mapping
 import pandas as pd
 
 from umup_sweep.search import BaseStrategy
-from umup_sweep.spec import HP_NAMES, TrialSpec
+from umup_sweep.spec import TrialSpec
+from umup_sweep.store_rows import TRIAL_COLUMNS
 
 OPT = {
     "lr": -0.5,
@@ -37,18 +38,7 @@ WEIGHT = {
 }
 W_LR = 0.08
 
-COLUMNS = [
-    "trial_key",
-    "stage",
-    "parametrization",
-    "width",
-    "depth",
-    "seed",
-    *HP_NAMES,
-    "status",
-    "final_train_loss",
-    "val_loss",
-]
+COLUMNS = list(TRIAL_COLUMNS[: TRIAL_COLUMNS.index("val_loss") + 1])
 
 
 def optimum_loss(width: int) -> float:

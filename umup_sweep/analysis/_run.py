@@ -223,16 +223,16 @@ def load_run(run_dir: str | Path, metric: str | None = None) -> RunData:
 
 def _precision_settings(spec: Any, sweep: dict[str, Any], source: Path) -> tuple[float, float]:
     """`analysis.precision_tolerance` / `analysis.precision_loss_threshold`: from the validated
-    spec when it has them, else from the raw YAML, else the defaults."""
+    spec (already checked by the sweep loader), else from the raw YAML, else the defaults."""
+    if spec is not None:
+        return spec.analysis.precision_tolerance, spec.analysis.precision_loss_threshold
     raw = sweep.get("analysis") if isinstance(sweep.get("analysis"), dict) else {}
     out = []
     for key, default in (
         ("precision_tolerance", DEFAULT_PRECISION_TOLERANCE),
         ("precision_loss_threshold", DEFAULT_PRECISION_LOSS_THRESHOLD),
     ):
-        value = getattr(getattr(spec, "analysis", None), key, None)
-        if value is None:
-            value = (raw or {}).get(key, default)
+        value = (raw or {}).get(key, default)
         try:
             value = float(value)
         except (TypeError, ValueError):

@@ -9,8 +9,6 @@ real exceptions propagate so the executor can retry them.
 from __future__ import annotations
 
 import math
-import resource
-import sys
 import time
 from typing import cast
 
@@ -18,6 +16,7 @@ import torch
 
 from umup_sweep.data import load_corpus
 from umup_sweep.device import resolve_device
+from umup_sweep.memory import peak_rss_mb
 from umup_sweep.models import ProxyModel, build_model, count_params, make_optimizer
 from umup_sweep.precision import PrecisionPolicy, make_precision_aware, use_precision
 from umup_sweep.spec import TrainSpec, TrialResult, TrialSpec
@@ -43,12 +42,6 @@ def lr_multiplier(step: int, train: TrainSpec) -> float:
     else:  # linear
         shape = 1.0 - progress
     return train.final_lr_frac + (1.0 - train.final_lr_frac) * shape
-
-
-def _peak_rss_mb() -> float:
-    """Peak resident memory of this process in MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
 def _is_diverged(loss: float, train: TrainSpec) -> bool:
@@ -172,6 +165,6 @@ def run_trial(spec: TrialSpec) -> TrialResult:
         wall_s=wall_s,
         tokens_per_s=tokens / wall_s if wall_s > 0 else 0.0,
         n_params=count_params(model),
-        peak_rss_mb=_peak_rss_mb(),
+        peak_rss_mb=peak_rss_mb(),
         curve=curve,
     )

@@ -84,7 +84,7 @@ def one_run(n_trials: int) -> dict[str, float]:
         trial = InstantTrial()
         start_rss = peak_rss_mib()
         start = time.perf_counter()
-        summary = run_sweep(sweep, trial_fn=trial, progress=False, analyze=False)
+        summary = run_sweep(sweep, trial_fn=trial, analyze=False)
         wall = time.perf_counter() - start
         assert summary.counts["ok"] == n_trials, summary.counts
         size = sum(p.stat().st_size for p in sweep.run_dir.rglob("*") if p.is_file())

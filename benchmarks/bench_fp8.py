@@ -3,10 +3,8 @@
 Speed: median over interleaved repeats of the time per training step (forward + backward +
 AdamW), fp32 vs fp8_sim (and bf16 autocast where the proxy supports it), per proxy width, for
 the u-μP and SP proxies; plus the raw cast throughput. Loss (`--losses`): each proxy trained at
-its best fp32 LR (u-μP 2^-1, SP 2^-7, DESIGN.md) under fp32 and fp8_sim, same batches.
-
-Until the core's scaled matmul follows the active precision itself, the u-μP proxy is made
-precision-aware here by wrapping `core.functional._ScaledLinear.apply` (same casts).
+its best fp32 LR (u-μP 2^-1, SP 2^-7) under fp32 and fp8_sim, same batches, as a trial
+(`umup_sweep.train.run_trial`). Steps are `umup_sweep.train.train_steps`, the trials' own loop.
 
     PYTHONPATH=. python benchmarks/bench_fp8.py [--widths 64,128] [--repeats 5] [--losses]
 """
@@ -14,6 +12,7 @@ precision-aware here by wrapping `core.functional._ScaledLinear.apply` (same cas
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import statistics
 import time
@@ -21,40 +20,28 @@ from collections.abc import Callable
 
 import torch
 
-from umup_sweep.core import functional as U
-from umup_sweep.data import load_corpus
-from umup_sweep.models import build_model, make_optimizer
-from umup_sweep.precision import fp8_cast, make_precision_aware, precision_aware, use_precision
-from umup_sweep.spec import DataSpec, ModelSpec, TrainSpec
-from umup_sweep.train import lr_multiplier
+from umup_sweep.models import ProxyModel, build_model
+from umup_sweep.precision import PrecisionPolicy, fp8_cast, make_precision_aware
+from umup_sweep.spec import ModelSpec, TrainSpec, TrialSpec
+from umup_sweep.train import make_trial_optimizer, run_trial, train_steps
 
 LRS = {"umup": 2.0**-1, "sp": 2.0**-7}
-
-
-def ensure_core_precision_aware() -> bool:
-    """Wrap the core's scaled matmul if it does not round under fp8_sim yet; True if wrapped."""
-    with use_precision("fp8_sim"):
-        y = U._ScaledLinear.apply(torch.tensor([[0.3]]), torch.tensor([[1.0]]), None, 1.0, 1.0, 1.0)
-    if y.item() == 0.3125:
-        return False
-    U._ScaledLinear.apply = staticmethod(precision_aware(U._ScaledLinear.apply))  # type: ignore[method-assign]
-    return True
+# One step at the base LR; only a NaN loss skips the update (as a timing run should not stop).
+ONE_STEP = TrainSpec(steps=1, warmup_frac=0.0, schedule="constant", diverge_loss=math.inf)
 
 
 def make_step(param: str, width: int, depth: int, precision: str) -> Callable[..., None]:
     """One training step of a fresh proxy under `precision`."""
     torch.manual_seed(0)
     model = make_precision_aware(
-        build_model(ModelSpec(width=width, depth=depth, parametrization=param))
+        build_model(ModelSpec(width=width, depth=depth, parametrization=param))  # type: ignore[arg-type]
     )
-    opt = make_optimizer(model, lr=LRS[param])
+    assert isinstance(model, ProxyModel)
+    opt = make_trial_optimizer(model, dataclasses.replace(ONE_STEP, lr=LRS[param]))
+    policy = PrecisionPolicy(precision)
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
-        with use_precision(precision):
-            loss = model.compute_loss(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_steps(model, opt, [(x, y)], ONE_STEP, policy=policy)
 
     return step
 
@@ -121,29 +108,20 @@ def bench_cast(repeats: int) -> None:
 
 
 def train_loss(param: str, precision: str, width: int, depth: int, steps: int, seed: int) -> float:
-    """Mean loss over 8 validation batches after `steps` steps (batch 16 x 128)."""
-    torch.manual_seed(seed)
-    model = make_precision_aware(
-        build_model(ModelSpec(width=width, depth=depth, parametrization=param))
+    """Mean loss over 8 validation batches after `steps` steps (batch 16 x 128); NaN if the
+    loss became NaN/inf (a finite loss, however large, trains on)."""
+    model = ModelSpec(width=width, depth=depth, seq_len=128, parametrization=param)  # type: ignore[arg-type]
+    train = TrainSpec(
+        steps=steps,
+        batch_size=16,
+        lr=LRS[param],
+        eval_batches=8,
+        diverge_loss=math.inf,
+        precision=precision,  # type: ignore[arg-type]
+        threads=torch.get_num_threads(),
     )
-    train = TrainSpec(steps=steps, batch_size=16, lr=LRS[param])
-    opt = make_optimizer(model, lr=train.lr)
-    base = [g["lr"] for g in opt.param_groups]
-    corpus = load_corpus(DataSpec())
-    gen = torch.Generator().manual_seed(seed)
-    for step in range(steps):
-        for group, lr in zip(opt.param_groups, base, strict=True):
-            group["lr"] = lr * lr_multiplier(step, train)
-        x, y = corpus.batch("train", 16, 128, gen)
-        with use_precision(precision):
-            loss = model.compute_loss(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    with torch.no_grad(), use_precision(precision):
-        batches = corpus.val_batches(16, 128, 8)
-        value = sum(float(model.compute_loss(model(x), y)) for x, y in batches) / len(batches)
-    return value if math.isfinite(value) else float("nan")
+    value = run_trial(TrialSpec(model, train, seed=seed)).val_loss
+    return value if value is not None and math.isfinite(value) else float("nan")
 
 
 def bench_losses(width: int, depth: int, steps: int, seeds: list[int]) -> None:
@@ -173,9 +151,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    wrapped = ensure_core_precision_aware()
-    print(f"torch {torch.__version__}, {args.threads} thread(s)"
-          + (" (core matmul wrapped for fp8_sim)" if wrapped else ""))  # fmt: skip
+    print(f"torch {torch.__version__}, {args.threads} thread(s)")
     widths = [int(w) for w in args.widths.split(",")]
     bench_speed(widths, args.depth, args.batch, args.seq, args.steps, args.repeats)
     bench_cast(args.repeats)

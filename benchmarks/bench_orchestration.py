@@ -91,9 +91,7 @@ def time_driver(executor: str, n: int, seconds: float, workers: int) -> tuple[fl
         ex = TimedExecutor(make_executor(sweep.execution, busy_trial))
         try:
             start = time.perf_counter()
-            run_sweep(
-                sweep, executor=ex, strategy=GridStrategy(sweep), progress=False, analyze=False
-            )
+            run_sweep(sweep, executor=ex, strategy=GridStrategy(sweep), analyze=False)
             wall = time.perf_counter() - start
         finally:
             ex.close()

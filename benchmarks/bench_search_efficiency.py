@@ -31,8 +31,7 @@ from typing import Any
 
 import pandas as pd
 
-from umup_sweep.config import SweepSpec
-from umup_sweep.config_load import load_sweep
+from umup_sweep.config import SweepSpec, load_sweep
 from umup_sweep.search import make_strategy
 from umup_sweep.spec import TrialSpec
 

@@ -4,7 +4,8 @@ A short LR sweep of u-μP and SP proxies (depth 2, head dim 32, SwiGLU, batch 16
 warmup 10% then cosine to 10%, stdlib corpus) through the real `run_trial`, two 1-thread
 processes at once. Prints, per parametrization and width, the loss per log2 lr, the grid
 argmin and a parabola fit around it, and the drift of the optimum per width doubling.
-DESIGN.md's reference: u-μP optimum ≈ 2^-1 at every width; SP moves ≈ −1 log2 per doubling.
+Reference (docs/DESIGN.md, "Reference measurements"): the u-μP optimum ≈ 2^-1 at every width;
+the SP optimum moves ≈ −1 log2 per width doubling.
 
     PYTHONPATH=. python benchmarks/lr_transfer_check.py [--widths 64 256] [--steps 300]
 """

@@ -13,7 +13,6 @@ import pytest
 @pytest.fixture(scope="session")
 def ray_session():
     """One embedded Ray for the whole session (num_cpus=2, quiet, cleaned up at the end)."""
-    pytest.importorskip("ray")
     import sweep_fakes
     from ray import cloudpickle
 

@@ -1,11 +1,11 @@
-"""Fakes for the store/executor/driver tests: a trial function with a known answer, a tiny
-grid strategy, and a tiny sweep. A plain module (not conftest) so test files and subprocess
-driver scripts can import it; conftest registers it to be pickled by value for Ray workers.
+"""Fakes for the store/executor/driver tests: a trial function with a known answer and a tiny
+sweep. The strategy is always the real one (`umup_sweep.search.GridStrategy`). A plain module
+(not conftest) so test files and subprocess driver scripts can import it; conftest registers it
+to be pickled by value for Ray workers.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import time
@@ -13,10 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from umup_sweep.config import ExecutionSpec, HPSpace, ProxyFamily, StorageSpec, SweepSpec
-from umup_sweep.search._base import BaseStrategy
 from umup_sweep.spec import ModelSpec, TrainSpec, TrialResult, TrialSpec
 
 
@@ -83,39 +80,6 @@ class FakeTrial:
 def expected_loss(spec: TrialSpec) -> float:
     """The oracle FakeTrial reports for an ok trial."""
     return 2 + 0.1 * (math.log2(spec.train.lr) + 1) ** 2 + 8 / spec.model.width + 0.01 * spec.seed
-
-
-class TinyGrid(BaseStrategy):
-    """Every (proxy, seed, HP value) point, skipping what is stored or pending."""
-
-    def _all(self) -> list[TrialSpec]:
-        names = list(self.sweep.hyperparameters)
-        grids = [self.sweep.hyperparameters[n].values for n in names]
-        out = []
-        for model in self.sweep.family.specs():
-            for seed in self.sweep.seeds:
-                for values in itertools.product(*grids):
-                    base = TrialSpec(
-                        model,
-                        self.sweep.train,
-                        self.sweep.data,
-                        seed,
-                        self.data_fingerprint,
-                        labels={"stage": "grid"},
-                    )
-                    out.append(
-                        base.with_hps(
-                            **self.sweep.defaults, **dict(zip(names, values, strict=True))
-                        )
-                    )
-        return out
-
-    def propose(self, results: pd.DataFrame, pending: Sequence[TrialSpec], max_new: int):
-        taken = set(results["trial_key"]) | {p.trial_key for p in pending}
-        return [s for s in self._all() if s.trial_key not in taken][:max_new]
-
-    def total_estimate(self, results: pd.DataFrame) -> int:
-        return len(self._all())
 
 
 def tiny_sweep(

@@ -13,18 +13,19 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sweep_fakes import FakeTrial, TinyGrid, expected_loss, tiny_sweep
+from sweep_fakes import FakeTrial, expected_loss, tiny_sweep
 
+from umup_sweep.commands.summary import summary_lines
 from umup_sweep.runner import SweepInterrupted, run_sweep
+from umup_sweep.search import GridStrategy
 from umup_sweep.store import RunStore
 
 TESTS_DIR = Path(__file__).resolve().parent
 
 
 def _run(sweep, fake, **kw):
-    kw.setdefault("progress", False)
     kw.setdefault("analyze", False)
-    return run_sweep(sweep, strategy=TinyGrid(sweep), trial_fn=fake, **kw)
+    return run_sweep(sweep, strategy=GridStrategy(sweep), trial_fn=fake, **kw)
 
 
 def _keys_run(log: Path) -> list[str]:
@@ -40,7 +41,7 @@ def test_sweep_completes_with_best_and_outputs_then_rerun_skips_everything(tmp_p
     # oracle: loss minimal at log2 lr = -1, lower for the wider proxy
     assert summary.best["lr"] == 0.5 and summary.best["width"] == 64
     assert summary.best["val_loss"] == pytest.approx(2 + 8 / 64)
-    text = "\n".join(summary.lines())
+    text = "\n".join(summary_lines(summary))
     assert "8 ok, 0 diverged, 0 failed" in text and "lr=2^-1" in text
     assert str(tmp_path / "tiny" / "trials.csv") in text
 
@@ -98,12 +99,13 @@ DRIVER = """
 import sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
-from sweep_fakes import FakeTrial, TinyGrid, tiny_sweep
+from sweep_fakes import FakeTrial, tiny_sweep
 from umup_sweep.runner import run_sweep
+from umup_sweep.search import GridStrategy
 root = Path({root!r})
 sweep = tiny_sweep(root, lrs=[2.0 ** k for k in range(-4, 4)])
 fake = FakeTrial(root / "log", sleep=0.4)
-s = run_sweep(sweep, strategy=TinyGrid(sweep), trial_fn=fake, progress=False, analyze=False)
+s = run_sweep(sweep, strategy=GridStrategy(sweep), trial_fn=fake, analyze=False)
 print("done", s.n_new, s.n_resumed)
 """
 
@@ -144,7 +146,7 @@ def test_real_trials_same_loss_through_ray_and_serial(ray_session, tmp_path):
     losses = {}
     for kind in ("serial", "ray"):
         sweep = tiny_sweep(tmp_path / kind, lrs=(0.5, 2.0, 2.0**12), executor=kind)
-        summary = run_sweep(sweep, strategy=TinyGrid(sweep), progress=False, analyze=False)
+        summary = run_sweep(sweep, strategy=GridStrategy(sweep), analyze=False)
         assert summary.counts["total"] == 3
         df = RunStore.load(tmp_path / kind / "tiny").results()
         losses[kind] = df.set_index("lr").sort_index()[["status", "val_loss", "final_train_loss"]]
@@ -166,7 +168,7 @@ def ray_session_node_id() -> str:
 def test_best_ignores_diverged_and_nan(tmp_path):
     sweep = tiny_sweep(tmp_path, lrs=(64.0, 128.0))
     summary = _run(sweep, FakeTrial(tmp_path / "log", diverge_at=64.0))
-    assert summary.best is None and "best: none" in "\n".join(summary.lines())
+    assert summary.best is None and "best: none" in "\n".join(summary_lines(summary))
     assert summary.counts["diverged"] == 2
     assert math.isinf(max(t.value for t in _study(tmp_path).trials))
 

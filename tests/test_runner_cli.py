@@ -3,17 +3,13 @@ a real tiny sweep, its status, the changed-sweep refusal, and Ctrl-C (exit 130, 
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from cli_helpers import cli, cli_popen
 
 SWEEP = """
 name: clitiny
@@ -28,19 +24,6 @@ hyperparameters:
 train: {{steps: {steps}, batch_size: 4, eval_batches: 1, final_window: 3}}
 execution: {{executor: serial, max_concurrent: 1, max_failures: 0}}
 """
-
-
-def cli(*args: str, **kw) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    code = "from umup_sweep.cli import main; main()"
-    return subprocess.run(
-        [sys.executable, "-c", code, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        **kw,
-    )
 
 
 def _write(tmp_path: Path, lrs="[0.5, 2.0]", steps=5) -> Path:
@@ -108,15 +91,7 @@ def test_run_status_and_changed_sweep_refused(tmp_path):
 def test_ctrl_c_exits_130_and_rerun_resumes(tmp_path):
     runs = tmp_path / "runs"
     sweep = _write(tmp_path, lrs="[0.25, 0.5, 1.0, 2.0]", steps=40)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    code = "from umup_sweep.cli import main; main()"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, "run", str(sweep), "--run-dir", str(runs), "--no-progress"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = cli_popen("run", sweep, "--run-dir", runs, "--no-progress")
     csv = runs / "clitiny" / "trials.csv"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and proc.poll() is None:

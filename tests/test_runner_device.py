@@ -5,14 +5,13 @@ made; the Ray executor reserves (fractional) GPUs as `device.ray_resources` maps
 from __future__ import annotations
 
 import dataclasses
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from cli_helpers import cli
 from sweep_fakes import FakeTrial, tiny_sweep
 
 from umup_sweep.config import SweepSpec
@@ -21,7 +20,6 @@ from umup_sweep.errors import ConfigError
 from umup_sweep.runner import run_sweep, trial_device
 from umup_sweep.store import RunStore
 
-REPO = Path(__file__).resolve().parents[1]
 NO_CUDA = not __import__("torch").cuda.is_available()
 
 SWEEP = """
@@ -45,16 +43,7 @@ def with_device(sweep: SweepSpec, device: str, gpus: float = 0.0, **execution) -
 def cli_run(tmp_path: Path, device: str, executor: str, gpus: float) -> subprocess.CompletedProcess:
     path = tmp_path / "devtiny.yaml"
     path.write_text(SWEEP.format(device=device, executor=executor, gpus=gpus))
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    code = "from umup_sweep.cli import main; main()"
-    args = ["run", str(path), "--run-dir", str(tmp_path / "runs")]
-    return subprocess.run(
-        [sys.executable, "-c", code, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    return cli("run", path, "--run-dir", tmp_path / "runs", timeout=120)
 
 
 @pytest.mark.skipif(not NO_CUDA, reason="needs a machine without CUDA")
@@ -99,7 +88,7 @@ def test_ray_gpu_request_is_checked_against_the_cluster_before_any_trial(
     sweep = with_device(tiny_sweep(tmp_path), "cuda", 0.5, executor="ray")
     fake = FakeTrial(tmp_path / "log")
     with pytest.raises(ConfigError) as err:
-        run_sweep(sweep, trial_fn=fake, progress=False, analyze=False)
+        run_sweep(sweep, trial_fn=fake, analyze=False)
     assert err.value.key == "execution.gpus_per_trial"
     assert str(err.value).startswith(
         "sweeps/dev.yaml: execution.gpus_per_trial: 0 on this Ray cluster, which has no GPUs (CPU 2"
@@ -111,7 +100,7 @@ def test_auto_is_resolved_before_trial_keys_are_made(tmp_path: Path) -> None:
     """Trials run (and are keyed) on the resolved device; sweep.yaml keeps `auto`."""
     fake = FakeTrial(tmp_path / "log")
     auto = with_device(tiny_sweep(tmp_path / "a", lrs=(0.5, 1.0)), "auto")
-    run_sweep(auto, trial_fn=fake, progress=False, analyze=False)
+    run_sweep(auto, trial_fn=fake, analyze=False)
     store = RunStore.load(tmp_path / "a" / "tiny")
     expected = "cpu" if NO_CUDA else "cuda"
     keys = list(store.results()["trial_key"])
@@ -122,11 +111,11 @@ def test_auto_is_resolved_before_trial_keys_are_made(tmp_path: Path) -> None:
     )
     if NO_CUDA:  # the same trials as a sweep that says cpu
         cpu = with_device(tiny_sweep(tmp_path / "c", lrs=(0.5, 1.0)), "cpu")
-        run_sweep(cpu, trial_fn=fake, progress=False, analyze=False)
+        run_sweep(cpu, trial_fn=fake, analyze=False)
         cpu_keys = pd.read_csv(tmp_path / "c" / "tiny" / "trials.csv")["trial_key"]
         assert sorted(cpu_keys) == sorted(keys)
     # rerunning the sweep as written resumes it: nothing recomputed
-    again = run_sweep(auto, trial_fn=fake, progress=False, analyze=False)
+    again = run_sweep(auto, trial_fn=fake, analyze=False)
     assert again.n_new == 0 and again.n_resumed == 2
 
 

@@ -86,3 +86,47 @@ def test_compile_flag_compiles_the_model_and_changes_the_key(monkeypatch) -> Non
     assert compiled == []
     result = run_trial(with_compile)
     assert result.status == "ok" and len(compiled) == 1
+
+
+def _tiny_model_and_batches(n: int):
+    import torch
+
+    from umup_sweep.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(TINY_MODEL)
+    gen = torch.Generator().manual_seed(0)
+    batches = [(x, x) for x in (torch.randint(0, 256, (2, 32), generator=gen) for _ in range(n))]
+    return model, batches
+
+
+def test_train_steps_follows_the_schedule_and_evaluates_every_eval_every_steps() -> None:
+    from umup_sweep.train import make_trial_optimizer, train_steps
+
+    model, batches = _tiny_model_and_batches(6)
+    train = TrainSpec(steps=6, lr=0.5, warmup_frac=0.5, eval_every=2)
+    optimizer = make_trial_optimizer(model, train)
+    base = [group["lr"] for group in optimizer.param_groups]
+    log = train_steps(model, optimizer, batches, train, val_batches=batches[:1])
+    assert not log.diverged and [row[0] for row in log.curve] == list(range(6))
+    # evaluated after steps 2 and 4 (index 1, 3), not after the last (the caller's job)
+    assert [row[2] is not None for row in log.curve] == [False, True, False, True, False, False]
+    last = lr_multiplier(5, train)
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([b * last for b in base])
+    # without validation batches there is no periodic evaluation; fewer batches, fewer steps
+    model, batches = _tiny_model_and_batches(3)
+    log = train_steps(model, make_trial_optimizer(model, train), batches, train)
+    assert [row[2] for row in log.curve] == [None, None, None]
+
+
+def test_train_steps_stops_at_a_diverged_loss_without_updating() -> None:
+    import torch
+
+    from umup_sweep.train import make_trial_optimizer, train_steps
+
+    model, batches = _tiny_model_and_batches(4)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    train = TrainSpec(steps=4, lr=0.5, diverge_loss=1.0)  # the first loss (~5.5) is above it
+    log = train_steps(model, make_trial_optimizer(model, train), batches, train)
+    assert log.diverged and len(log.curve) == 1 and log.curve[0][1] > 1.0
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())

@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 import yaml
+from cli_helpers import cli
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from umup_sweep.config import AnalysisSpec, ExecutionSpec, StorageSpec, SweepSpec
-from umup_sweep.config_load import load_sweep
+from umup_sweep.config import AnalysisSpec, ExecutionSpec, StorageSpec, SweepSpec, load_sweep
 from umup_sweep.errors import ConfigError
 from umup_sweep.spec import HP_NAMES, DataSpec, ModelSpec, TrainSpec
 
@@ -69,7 +69,7 @@ KEY_PATHS: list[tuple[str, ...]] = (
     + [("hyperparameters", "lr", k) for k in ("min", "max")]
     + [("defaults", k) for k in HP_NAMES]
     + [("divergence", "max_loss"), ("metric", "name"), ("metric", "goal")]
-    + [("strategy_options", k) for k in ("stage2", "noise_threshold", "sampler_seed")]
+    + [("strategy_options", k) for k in ("stage2", "noise_sd", "alpha", "sampler_seed")]
 )
 
 scalars = (
@@ -198,7 +198,7 @@ def test_yaml_tags_never_execute_code(tmp_path, payload):
         assert not marker.exists()
 
 
-# Inputs that once escaped as a traceback (TypeError/OSError in umup_sweep/config_load.py):
+# Inputs that once escaped as a traceback (TypeError/OSError in umup_sweep/config/):
 # regression cases, each now a one-line ConfigError.
 KNOWN_BUGS = {  # change to VALID -> the key the ConfigError must name
     "strategy-unhashable": ({"strategy": []}, "strategy"),  # was TypeError (unhashable)
@@ -212,14 +212,14 @@ KNOWN_BUGS = {  # change to VALID -> the key the ConfigError must name
 
 
 @pytest.mark.parametrize(("change", "key"), list(KNOWN_BUGS.values()), ids=list(KNOWN_BUGS))
-def test_known_config_load_bugs(change, key):
+def test_known_config_bugs(change, key):
     err = check_outcome(_write(yaml.safe_dump(copy.deepcopy(VALID) | change)))
     assert isinstance(err, ConfigError) and err.key == key, err
 
 
 BOMB_CHECK = """
 import sys
-from umup_sweep.config_load import load_sweep
+from umup_sweep.config import load_sweep
 from umup_sweep.errors import ConfigError
 try:
     load_sweep(sys.argv[1], overrides={"storage.run_dir": "runs"})
@@ -277,23 +277,7 @@ def test_cli_rejects_bad_sweeps_with_one_line_exit_2_and_no_run_directory(text):
         sweep_file = Path(tmp) / "bad.yaml"
         sweep_file.write_text(text)
         runs = Path(tmp) / "runs"
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "from umup_sweep.cli import main; main()",
-                "run",
-                str(sweep_file),
-                "--run-dir",
-                str(runs),
-                "--no-progress",
-            ],
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=tmp,
-        )
+        out = cli("run", sweep_file, "--run-dir", runs, "--no-progress", cwd=tmp, timeout=120)
         assert out.returncode == 2, out.stderr
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"error: {sweep_file}: "), out.stderr

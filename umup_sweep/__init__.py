@@ -31,7 +31,7 @@ _LAZY = {
     "count_params": "umup_sweep.models",
     "run_trial": "umup_sweep.train",
     "load_corpus": "umup_sweep.data",
-    "load_sweep": "umup_sweep.config_load",
+    "load_sweep": "umup_sweep.config",
     "run_sweep": "umup_sweep.runner",
     "analyze_run": "umup_sweep.analysis",
     "recommend": "umup_sweep.analysis",

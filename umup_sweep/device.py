@@ -207,7 +207,6 @@ def validate_device_request(
             source, "train.device", f"one of {', '.join(DEVICE_CHOICES)}, got {device!r}"
         ) from None
     gpus = check_gpus_per_trial(gpus_per_trial, source)
-
     if executor == "serial":
         try:
             resolved = resolve_device(
@@ -216,7 +215,17 @@ def validate_device_request(
         except UserError as err:
             raise ConfigError(source, "train.device", str(err)) from None
         return str(resolved)
+    if not _ray_wants_gpus(requested, device, gpus, source):
+        return "cpu"
+    if cluster_resources is None:
+        raise ValueError("validate_device_request needs cluster_resources when GPUs are reserved")
+    _check_cluster_gpus(gpus, cluster_resources, source)
+    return "cuda"
 
+
+def _ray_wants_gpus(requested: str, device: str, gpus: float, source: str) -> bool:
+    """Under Ray: whether the (parsed) request means CUDA trials, which need the cluster's
+    GPUs; False for CPU trials; a `ConfigError` for a request Ray cannot honour."""
     if requested == "cpu":
         if gpus > 0:
             raise ConfigError(
@@ -225,7 +234,7 @@ def validate_device_request(
                 f"0 when train.device is 'cpu' (trials would hold {gpus:g} GPU each and never "
                 f"use it); set gpus_per_trial: 0 or device: auto",
             )
-        return "cpu"
+        return False
     if requested.startswith("cuda:"):
         raise ConfigError(
             source,
@@ -235,15 +244,18 @@ def validate_device_request(
         )
     if gpus == 0:
         if requested == "auto":
-            return "cpu"
+            return False
         raise ConfigError(
             source,
             "execution.gpus_per_trial",
             "> 0 when train.device is 'cuda' under the ray executor (Ray hides GPUs from "
             "trials that reserve none); e.g. gpus_per_trial: 0.25 runs four trials per GPU",
         )
-    if cluster_resources is None:
-        raise ValueError("validate_device_request needs cluster_resources when GPUs are reserved")
+    return True
+
+
+def _check_cluster_gpus(gpus: float, cluster_resources: Mapping[str, float], source: str) -> None:
+    """A `ConfigError` unless the Ray cluster has GPUs, and at least `gpus` of them."""
     resources = dict(cluster_resources)
     total = float(resources.get("GPU", 0.0))
     if total <= 0:
@@ -260,4 +272,3 @@ def validate_device_request(
             f"at most the cluster's {total:g} GPU(s) ({_describe(resources)}), got {gpus:g}: "
             f"no trial could ever start",
         )
-    return "cuda"

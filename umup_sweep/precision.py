@@ -14,11 +14,12 @@ NaN stays NaN. Attention's own matmuls (q·kᵀ, softmax·v) stay in full precis
 Transformer Engine's FP8 recipes.
 
 How ops find out: the active policy is context-scoped, like `torch.autocast`. A trial runs
-its forward passes inside `use_precision(policy, device)`. Matmul ops ask `current_policy()`:
-the unit-scaled core's autograd matmul rounds with `policy.round_forward` / `round_backward`,
-ops decorated with `@precision_aware` get the same casts as autograd nodes, and plain
-`nn.Linear` layers go through `precision.linear` after `make_precision_aware(model)`. Outside
-fp8_sim each costs one context-variable lookup.
+its forward passes inside `use_precision(policy, device)`. Under fp8_sim that block also
+installs the policy as the unit-scaled core's matmul cast (`umup_sweep.core.use_matmul_cast`),
+so the core's autograd linear rounds with `policy.round_forward` / `round_backward`; ops
+decorated with `@precision_aware` ask `current_policy()` and get the same casts as autograd
+nodes, and plain `nn.Linear` layers go through `precision.linear` after
+`make_precision_aware(model)`. Outside fp8_sim each costs one context-variable lookup.
 
 Example:
     >>> import torch
@@ -46,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from umup_sweep.core import use_matmul_cast
 from umup_sweep.errors import UserError
 
 Precision = Literal["fp32", "bf16", "fp8_sim"]
@@ -288,6 +290,8 @@ def use_precision(
 
     Wrap the forward pass and the loss; `backward()` may run inside or outside (the casts of
     the backward pass are recorded in the graph during the forward pass). Nests and restores.
+    Under fp8_sim the policy is also the core's matmul cast for the block; under fp32 and
+    bf16 no cast is installed (an enclosing fp8_sim block's cast is suspended).
 
     Example:
         >>> with use_precision("bf16", "cpu") as policy:
@@ -298,8 +302,9 @@ def use_precision(
         policy = PrecisionPolicy(policy)
     token = _ACTIVE.set(policy)
     try:
-        with policy.autocast("cpu" if device is None else device):
-            yield policy
+        with use_matmul_cast(policy if policy.fp8 else None):
+            with policy.autocast("cpu" if device is None else device):
+                yield policy
     finally:
         _ACTIVE.reset(token)
 

@@ -9,6 +9,7 @@ they pickle to Ray workers, serialise to YAML/JSON and hash stably.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -147,9 +148,10 @@ class TrialSpec:
             "weight_decay": float(self.train.weight_decay),
         }
 
-    @property
+    @functools.cached_property
     def trial_key(self) -> str:
-        """Hash of everything that determines the result (not the labels)."""
+        """Hash of everything that determines the result (not the labels); computed once per
+        spec (the spec is frozen)."""
         payload = {
             "model": dataclasses.asdict(self.model),
             "train": {k: v for k, v in dataclasses.asdict(self.train).items() if k != "threads"},

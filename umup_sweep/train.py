@@ -4,22 +4,31 @@
 on the same machine (torch threads are set from the spec, every random draw comes from
 generators seeded by the spec). Divergence is a result (status "diverged"), not an exception;
 real exceptions propagate so the executor can retry them.
+
+The loop itself is `train_steps` (schedule, precision, clipping, divergence, periodic
+evaluation), which benchmarks and tests drive with models and batches of their own.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import cast
 
 import torch
+from torch import Tensor
 
-from umup_sweep.data import load_corpus
+from umup_sweep.data import Corpus, load_corpus
 from umup_sweep.device import resolve_device
 from umup_sweep.memory import peak_rss_mb
 from umup_sweep.models import ProxyModel, build_model, count_params, make_optimizer
 from umup_sweep.precision import PrecisionPolicy, make_precision_aware, use_precision
 from umup_sweep.spec import TrainSpec, TrialResult, TrialSpec
+
+Batch = tuple[Tensor, Tensor]
+CurveRow = tuple[int, float, float | None]  # (step, train loss, val loss or None)
 
 
 def lr_multiplier(step: int, train: TrainSpec) -> float:
@@ -51,10 +60,20 @@ def _is_diverged(loss: float, train: TrainSpec) -> bool:
 @torch.no_grad()
 def evaluate(
     model: ProxyModel,
-    batches: list[tuple[torch.Tensor, torch.Tensor]],
+    batches: Sequence[Batch],
     policy: PrecisionPolicy | None = None,
 ) -> float:
-    """Mean loss of `model` over fixed validation batches (in the trial's precision)."""
+    """Mean loss of `model` over fixed validation batches (in the trial's precision).
+
+    Example:
+        >>> from umup_sweep.models import build_model
+        >>> from umup_sweep.spec import ModelSpec
+        >>> _ = torch.manual_seed(0)
+        >>> model = build_model(ModelSpec(width=32, depth=1, seq_len=8))
+        >>> ids = torch.randint(0, 256, (2, 8))
+        >>> 5.0 < evaluate(model, [(ids, ids)]) < 6.5  # untrained: about ln 256
+        True
+    """
     was_training = model.training
     model.eval()
     total = 0.0
@@ -64,6 +83,141 @@ def evaluate(
             total += float(model.compute_loss(model(x), y))
     model.train(was_training)
     return total / max(1, len(batches))
+
+
+def make_trial_optimizer(model: torch.nn.Module, train: TrainSpec) -> torch.optim.Optimizer:
+    """The optimizer `train` describes for `model` (its LR, weight decay, betas, eps).
+
+    Example:
+        >>> from umup_sweep.models import build_model
+        >>> from umup_sweep.spec import ModelSpec
+        >>> model = build_model(ModelSpec(width=32, depth=1, parametrization="sp"))
+        >>> make_trial_optimizer(model, TrainSpec(lr=0.01)).param_groups[0]["lr"]
+        0.01
+    """
+    return make_optimizer(
+        model,
+        lr=train.lr,
+        weight_decay=train.weight_decay,
+        optimizer=train.optimizer,
+        betas=(train.beta1, train.beta2),
+        eps=train.eps,
+    )
+
+
+def train_batches(
+    corpus: Corpus, batch_size: int, seq_len: int, generator: torch.Generator
+) -> Iterator[Batch]:
+    """Endless random training batches of `corpus`, drawn from `generator` one per step.
+
+    Example:
+        >>> from umup_sweep.data import load_corpus
+        >>> from umup_sweep.spec import DataSpec
+        >>> batches = train_batches(load_corpus(DataSpec()), 2, 8, torch.Generator())
+        >>> [tuple(t.shape) for t in next(batches)]
+        [(2, 8), (2, 8)]
+    """
+    while True:
+        yield corpus.batch("train", batch_size, seq_len, generator)
+
+
+@dataclass
+class TrainLog:
+    """What `train_steps` did.
+
+    Attributes:
+        curve: one (step, train loss, val loss or None) row per step taken.
+        diverged: it stopped at a diverged loss (the last row's step made no update).
+    """
+
+    curve: list[CurveRow] = field(default_factory=list)
+    diverged: bool = False
+
+
+def train_steps(
+    model: ProxyModel,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterable[Batch],
+    train: TrainSpec,
+    *,
+    policy: PrecisionPolicy | None = None,
+    device: torch.device | str = "cpu",
+    forward: Callable[[Tensor], Tensor] | None = None,
+    val_batches: Sequence[Batch] | None = None,
+) -> TrainLog:
+    """Train for `train.steps` steps (fewer if `batches` runs out) and log the loss curve.
+
+    Each step: LR = the optimizer's LR at the call × `lr_multiplier(step, train)`; forward
+    and loss under `policy` on `device`; stop (no update) at a diverged loss (NaN/inf or above
+    `train.diverge_loss`); backward, gradient clipping (`train.grad_clip`), optimizer step;
+    every `train.eval_every` steps (not the last) the loss on `val_batches`, if given.
+
+    Args:
+        model: the proxy (its `compute_loss` gives the loss).
+        optimizer: its optimizer, at the base LRs.
+        batches: (inputs, targets) per step, moved to `device` here.
+        train: steps, schedule, clipping, divergence and evaluation settings.
+        policy: the precision the forward passes run in (default fp32).
+        device: where the batches go (and where autocast acts).
+        forward: what computes the logits (default `model`; e.g. a compiled model).
+        val_batches: batches for the periodic evaluation (None: no periodic evaluation).
+
+    Example:
+        >>> from umup_sweep.models import build_model
+        >>> from umup_sweep.spec import ModelSpec
+        >>> _ = torch.manual_seed(0)
+        >>> model = build_model(ModelSpec(width=32, depth=1, seq_len=8))
+        >>> train = TrainSpec(steps=3, lr=0.5)
+        >>> ids = torch.randint(0, 256, (4, 8))
+        >>> log = train_steps(model, make_trial_optimizer(model, train), [(ids, ids)] * 3, train)
+        >>> [row[0] for row in log.curve], log.diverged
+        ([0, 1, 2], False)
+    """
+    policy = policy or PrecisionPolicy("fp32")
+    forward = forward or model
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
+    log = TrainLog()
+    for step, (x, y) in zip(range(train.steps), batches, strict=False):
+        factor = lr_multiplier(step, train)
+        for group, base_lr in zip(optimizer.param_groups, base_lrs, strict=True):
+            group["lr"] = base_lr * factor
+        x, y = x.to(device), y.to(device)
+        with use_precision(policy, device):
+            loss = model.compute_loss(forward(x), y)
+        loss_value = float(loss.detach())
+        if _is_diverged(loss_value, train):
+            log.curve.append((step, loss_value, None))
+            log.diverged = True
+            break
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if train.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
+        optimizer.step()
+        val = None
+        if val_batches is not None and _eval_due(step, train):
+            val = evaluate(model, val_batches, policy)
+        log.curve.append((step, loss_value, val))
+    return log
+
+
+def _eval_due(step: int, train: TrainSpec) -> bool:
+    """Whether the periodic evaluation runs after `step` (the final one is the caller's)."""
+    return bool(train.eval_every) and (step + 1) % train.eval_every == 0 and step + 1 < train.steps
+
+
+def _trial_corpus(spec: TrialSpec) -> Corpus:
+    """The trial's corpus, checked against the model's sequence length and vocabulary."""
+    corpus = load_corpus(spec.data)
+    corpus.require(spec.model.seq_len)
+    if corpus.vocab_size > spec.model.vocab_size:
+        from umup_sweep.errors import DataError
+
+        raise DataError(
+            f"corpus {corpus.name} has vocab {corpus.vocab_size} but the model's vocab_size is "
+            f"{spec.model.vocab_size}"
+        )
+    return corpus
 
 
 def run_trial(spec: TrialSpec) -> TrialResult:
@@ -88,79 +242,55 @@ def run_trial(spec: TrialSpec) -> TrialResult:
     torch.manual_seed(spec.seed)
     device = resolve_device(train.device)
     policy = PrecisionPolicy(train.precision)
-    corpus = load_corpus(spec.data)
-    corpus.require(spec.model.seq_len)
-    if corpus.vocab_size > spec.model.vocab_size:
-        from umup_sweep.errors import DataError
-
-        raise DataError(
-            f"corpus {corpus.name} has vocab {corpus.vocab_size} but the model's vocab_size is "
-            f"{spec.model.vocab_size}"
-        )
+    corpus = _trial_corpus(spec)
     model = cast(ProxyModel, make_precision_aware(build_model(spec.model)).to(device))
     model.train()
     forward = torch.compile(model) if train.compile else model
-    optimizer = make_optimizer(
-        model,
-        lr=train.lr,
-        weight_decay=train.weight_decay,
-        optimizer=train.optimizer,
-        betas=(train.beta1, train.beta2),
-        eps=train.eps,
-    )
-    base_lrs = [group["lr"] for group in optimizer.param_groups]
-    generator = torch.Generator().manual_seed(spec.seed)
+    optimizer = make_trial_optimizer(model, train)
     seq_len = spec.model.seq_len
     val_batches = [
         (x.to(device), y.to(device))
         for x, y in corpus.val_batches(train.batch_size, seq_len, train.eval_batches)
     ]
-
-    curve: list[tuple[int, float, float | None]] = []
-    status = "ok"
+    generator = torch.Generator().manual_seed(spec.seed)
+    batches = train_batches(corpus, train.batch_size, seq_len, generator)
     start = time.perf_counter()
-    step = 0
-    for step in range(train.steps):
-        factor = lr_multiplier(step, train)
-        for group, base_lr in zip(optimizer.param_groups, base_lrs, strict=True):
-            group["lr"] = base_lr * factor
-        x, y = corpus.batch("train", train.batch_size, seq_len, generator)
-        x, y = x.to(device), y.to(device)
-        with use_precision(policy, device):
-            loss = model.compute_loss(forward(x), y)
-        loss_value = float(loss.detach())
-        if _is_diverged(loss_value, train):
-            curve.append((step, loss_value, None))
-            status = "diverged"
-            break
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
-        optimizer.step()
-        val = None
-        if train.eval_every and (step + 1) % train.eval_every == 0 and step + 1 < train.steps:
-            val = evaluate(model, val_batches, policy)
-        curve.append((step, loss_value, val))
+    log = train_steps(
+        model,
+        optimizer,
+        batches,
+        train,
+        policy=policy,
+        device=device,
+        forward=forward,
+        val_batches=val_batches,
+    )
     wall_s = time.perf_counter() - start
-    steps_done = len(curve)
-    tokens = steps_done * train.batch_size * seq_len
+    val_loss = None if log.diverged else evaluate(model, val_batches, policy)
+    return _trial_result(spec, model, log, wall_s, val_loss)
 
+
+def _trial_result(
+    spec: TrialSpec, model: ProxyModel, log: TrainLog, wall_s: float, val_loss: float | None
+) -> TrialResult:
+    """The `TrialResult` of a finished loop (`val_loss`: the final evaluation, None if the
+    loop diverged)."""
+    train, curve = spec.train, log.curve
+    status = "diverged" if log.diverged else "ok"
     final_train = None
-    val_loss = None
-    if status == "ok":
+    if val_loss is not None:
         window = [row[1] for row in curve[-max(1, train.final_window) :]]
         final_train = sum(window) / len(window)
-        val_loss = evaluate(model, val_batches, policy)
         if _is_diverged(val_loss, train):
             status = "diverged"
         curve[-1] = (curve[-1][0], curve[-1][1], val_loss)
+    tokens = len(curve) * train.batch_size * spec.model.seq_len
     return TrialResult(
         trial_key=spec.trial_key,
         status=status,  # type: ignore[arg-type]
         final_train_loss=final_train,
         val_loss=val_loss,
-        steps=steps_done,
+        steps=len(curve),
         tokens=tokens,
         wall_s=wall_s,
         tokens_per_s=tokens / wall_s if wall_s > 0 else 0.0,

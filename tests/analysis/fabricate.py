@@ -1,4 +1,4 @@
-"""Fabricated trials tables with a known optimum and drift, and run directories holding them.
+"""Fabricated trials tables with a known optimum and drift, and run stores holding them.
 
 Loss is a quadratic bowl in log2(HP) whose centre moves by `drift` log2 per width doubling
 (and `depth_drift` per depth doubling), plus seeded Gaussian noise: the oracle for the analyzer.
@@ -6,15 +6,23 @@ Loss is a quadratic bowl in log2(HP) whose centre moves by `drift` log2 per widt
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
-from umup_sweep.spec import HP_DEFAULTS
-from umup_sweep.store_rows import TRIAL_COLUMNS
+from umup_sweep.config import SweepSpec, load_sweep
+from umup_sweep.errors import ConfigError
+from umup_sweep.spec import HP_DEFAULTS, MODEL_HPS, TrialResult, TrialSpec
+from umup_sweep.store import TRIAL_COLUMNS, RunStore
 
 
 def make_trials(
@@ -82,6 +90,9 @@ def make_trials(
     return df[lead + [c for c in df.columns if c not in lead]]
 
 
+DEFAULT_BASE = {"width": 64, "depth": 2, "head_dim": 16, "seq_len": 32}
+
+
 def write_run(
     root: Path,
     name: str,
@@ -92,23 +103,98 @@ def write_run(
     metric: str = "val_loss",
     analysis: dict | None = None,
 ) -> Path:
-    """A run directory with sweep.yaml and trials.csv as the driver writes them."""
-    run = root / name
-    run.mkdir(parents=True)
+    """A run directory written by the real store: the sweep through `RunStore.open`, and each
+    row of `trials` committed as the trial it describes (its `trial_key` is the store's).
+
+    Analysis settings the config loader refuses (e.g. ``{"precision_tolerance": "wide"}``) are
+    put into sweep.yaml afterwards, as a hand edit would."""
     params = sorted(trials["parametrization"].unique()) if len(trials) else ["umup"]
-    sweep = {
+    mapping = {
         "name": name,
-        "family": {
+        "proxy": {
             "name": "tiny",
-            "base": (base or {"width": 64, "depth": 2, "head_dim": 16, "seq_len": 32})
-            | {"parametrization": params[0]},
+            "base": (base or DEFAULT_BASE) | {"parametrization": params[0]},
             "widths": sorted(int(w) for w in trials["width"].unique()) if len(trials) else [64],
             "depths": sorted(int(d) for d in trials["depth"].unique()) if len(trials) else [2],
         },
         "hyperparameters": {h: {"values": [1.0]} for h in swept},
         "metric": metric,
+        "storage": {"run_dir": str(root)},
         "analysis": {"tolerance": tolerance} | (analysis or {}),
     }
-    (run / "sweep.yaml").write_text(yaml.safe_dump(sweep))
-    trials.to_csv(run / "trials.csv", index=False)
-    return run
+    try:
+        sweep, hand_edit = load_sweep(mapping), None
+    except ConfigError:
+        hand_edit = mapping.pop("analysis")
+        sweep = load_sweep(mapping)
+    with _fast_sqlite(), _FixtureStore.open(sweep) as store:
+        for row in trials.to_dict("records"):
+            store.commit(*_trial(sweep, row))
+        if len(store.results()) != len(trials):
+            raise ValueError("two rows of the frame describe the same trial")
+        store.exporting = True
+        store.export()
+    if hand_edit is not None:
+        data = yaml.safe_load(store.sweep_yaml.read_text())
+        store.sweep_yaml.write_text(yaml.safe_dump(data | {"analysis": hand_edit}))
+    return store.run_dir
+
+
+class _FixtureStore(RunStore):
+    """A RunStore that writes the trials.csv export once, when told, not after every commit:
+    the fixture's only shortcut besides `_fast_sqlite` (the export is never read back)."""
+
+    exporting = False
+
+    def export(self) -> Path:
+        return super().export() if self.exporting else self.trials_csv
+
+
+@contextlib.contextmanager
+def _fast_sqlite() -> Iterator[None]:
+    """SQLite connections opened meanwhile skip the disk syncs (a fixture needs no durability:
+    the file is the same, written ~2x faster)."""
+
+    def pragmas(dbapi_connection, _record) -> None:
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            dbapi_connection.execute("PRAGMA synchronous=OFF")
+            dbapi_connection.execute("PRAGMA journal_mode=MEMORY")
+
+    event.listen(Engine, "connect", pragmas)
+    try:
+        yield
+    finally:
+        event.remove(Engine, "connect", pragmas)
+
+
+def _trial(sweep: SweepSpec, row: dict) -> tuple[TrialSpec, TrialResult]:
+    """The (spec, result) pair a fabricated row stands for (a blank precision is fp32)."""
+    model = dataclasses.replace(
+        sweep.family.base,
+        width=int(row["width"]),
+        depth=int(row["depth"]),
+        n_heads=None,
+        parametrization=row["parametrization"],
+        **{h: float(row[h]) for h in MODEL_HPS},
+    )
+    precision = row.get("precision")
+    if not isinstance(precision, str) or not precision:
+        precision = "fp32"
+    hps = {"lr": float(row["lr"]), "weight_decay": float(row["weight_decay"])}
+    train = dataclasses.replace(sweep.train, **hps, precision=precision)
+    spec = TrialSpec(model, train, sweep.data, int(row["seed"]), labels={"stage": row["stage"]})
+    result = TrialResult(
+        spec.trial_key,
+        row["status"],
+        **{k: _number(row[k]) for k in ("final_train_loss", "val_loss", "peak_rss_mb")},
+        **{k: int(row[k]) for k in ("steps", "tokens", "n_params")},
+        wall_s=float(row["wall_s"]),
+        tokens_per_s=float(row["tokens_per_s"]),
+        node_id=row["node_id"],
+        error=row["error"] or None,
+    )
+    return spec, result
+
+
+def _number(value) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)

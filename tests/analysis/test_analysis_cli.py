@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 import yaml
+from cli_helpers import cli as main
 from typer.testing import CliRunner
 
 from umup_sweep.cli import _register_commands, app
@@ -17,15 +16,6 @@ from .fabricate import make_trials
 BASE = {"width": 64, "depth": 2, "head_dim": 16, "seq_len": 32}
 _register_commands()
 runner = CliRunner()
-
-
-def main(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from umup_sweep.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_plot_two_runs_side_by_side(run_factory, tmp_path):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -79,3 +83,33 @@ def test_side_by_side_umup_vs_sp(run_factory, tmp_path):
     assert any("u-μP" in t and "transfers" in t for t in titles)
     assert any("SP" in t and "drifts" in t for t in titles)
     plt.close(fig)
+
+
+def test_importing_the_analysis_leaves_matplotlib_alone(tmp_path):
+    """No import-time side effects: no backend chosen, no pyplot loaded; the figures draw on
+    their own Agg canvas, so plotting picks no global backend either (a fresh interpreter)."""
+    code = (
+        "import sys, matplotlib\n"
+        "import umup_sweep.analysis as a\n"
+        "assert 'matplotlib.pyplot' not in sys.modules\n"
+        "assert matplotlib.rcParams._get_backend_or_none() is None\n"
+        "import pandas as pd\n"
+        "from umup_sweep.spec import HP_DEFAULTS\n"
+        "rows = [HP_DEFAULTS | {'lr': 2.0**x, 'width': w, 'depth': 2, 'seed': 0, 'status': 'ok',\n"
+        "        'parametrization': 'umup', 'val_loss': 3 + 0.05 * (x + 1) ** 2}\n"
+        "        for w in (64, 128) for x in range(-4, 3)]\n"
+        "res = a.analyze_trials(pd.DataFrame(rows), ['lr'])\n"
+        "a.transfer_figure([('demo', res['lr']['umup'])], 'val_loss')\n"
+        "assert 'matplotlib.pyplot' not in sys.modules\n"
+        "assert matplotlib.rcParams._get_backend_or_none() is None\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    env["MPLCONFIGDIR"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr

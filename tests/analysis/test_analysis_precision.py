@@ -23,7 +23,7 @@ from umup_sweep.analysis import (
     recommend,
     transfer_figure,
 )
-from umup_sweep.errors import DataError
+from umup_sweep.errors import StoreError
 
 from .fabricate import make_trials
 
@@ -187,7 +187,10 @@ def test_transfer_json_has_precision_section_and_settings_from_sweep(run_factory
 
 def test_bad_precision_setting_names_file_and_key(run_factory):
     run = run_factory(_two(), analysis={"precision_tolerance": "wide"})
-    with pytest.raises(DataError, match=r"sweep\.yaml: analysis\.precision_tolerance must be"):
+    # a hand-edited sweep.yaml the config loader refuses: the store's one-line damage error
+    with pytest.raises(
+        StoreError, match=r"sweep\.yaml is damaged \(analysis\.precision_tolerance: expected a"
+    ):
         load_run(run)
 
 

@@ -60,6 +60,16 @@ def test_transferring_lr_is_carried_and_groups_match_the_optimizer(run_factory):
     assert paste["train"]["lr"] == lr
 
 
+def test_groups_come_in_the_optimizer_group_order(run_factory):
+    t = make_trials(widths=(64, 128), noise=0.003, fixed={"weight_decay": 0.1})
+    rec = recommend(run_factory(t, base=BASE), width=128, depth=3)
+    model = build_model(ModelSpec(**rec.target))
+    opt = make_optimizer(model, lr=rec.hyperparameters["lr"], weight_decay=0.1)
+    keys = [(g["lr"], g["weight_decay"]) for g in rec.param_groups]
+    assert list(dict.fromkeys(keys)) == [(g["lr"], g["weight_decay"]) for g in opt.param_groups]
+    assert all(g["decay_per_step"] == pytest.approx(0.1) for g in rec.param_groups)
+
+
 def test_weight_decay_groups_follow_the_optimizer(run_factory):
     t = make_trials(widths=(64, 128), noise=0.003, fixed={"weight_decay": 0.1})
     rec = recommend(run_factory(t, base=BASE), width=128, depth=2)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from umup_sweep.config_load import load_proxy_family, load_sweep
+from umup_sweep.config import load_proxy_family, load_sweep
 from umup_sweep.errors import ConfigError
 
 OK_PROXY = "name: tiny\nbase: {head_dim: 16, seq_len: 32}\nwidths: [32, 64]\ndepths: [1]\n"
@@ -150,8 +150,8 @@ CASES = [
     ),
     (
         "grid-option",
-        HEAD + LR + "strategy_options: {noise_threshold: 0.1}\n",
-        "strategy_options.noise_threshold",
+        HEAD + LR + "strategy_options: {noise_sd: 0.1}\n",
+        "strategy_options.noise_sd",
         "unknown key",
     ),
     (

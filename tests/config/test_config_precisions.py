@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from umup_sweep.config_load import load_sweep, precision_names, sweep_hash, sweep_to_dict
+from umup_sweep.config import load_sweep, precision_names, sweep_hash, sweep_to_dict
 from umup_sweep.device import check_gpus_per_trial, parse_device
 from umup_sweep.errors import ConfigError, UserError
 from umup_sweep.precision import PRECISIONS

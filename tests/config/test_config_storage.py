@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from umup_sweep.config_load import load_sweep, sweep_to_dict
+from umup_sweep.config import load_sweep, sweep_to_dict
 from umup_sweep.errors import ConfigError
 
 URL = "postgresql://optuna:secret@db.example:5432/sweeps"

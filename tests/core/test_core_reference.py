@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from ci_strict import require_module
 
 from umup_sweep.core import SGD, AdamW, rules
 from umup_sweep.core import functional as U
 
-uu = pytest.importorskip("unit_scaling")
+uu = require_module("unit_scaling", "the test oracle: pip install -e '.[dev]'")
 R = uu.functional
 
 RTOL = 1e-5

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from sweep_fakes import FakeTrial, TinyGrid, expected_loss, tiny_sweep
+from sweep_fakes import FakeTrial, expected_loss, tiny_sweep
 
 from umup_sweep.config import ExecutionSpec
 from umup_sweep.execute import RayExecutor, SerialExecutor, make_executor
+from umup_sweep.search import GridStrategy
 
 
 def _specs(tmp_path, lrs):
     sweep = tiny_sweep(tmp_path, lrs=lrs)
-    return TinyGrid(sweep).propose(pd.DataFrame(columns=["trial_key"]), [], 100)
+    return GridStrategy(sweep).propose(pd.DataFrame(columns=["trial_key"]), [], 100)
 
 
 @pytest.fixture(params=["serial", pytest.param("ray", marks=pytest.mark.ray)])

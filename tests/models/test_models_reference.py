@@ -1,20 +1,25 @@
-"""The u-μP proxy equals the reference library's maths, op for op, for any spec.
+"""The u-μP proxy equals the reference library's maths, op for op, for any spec, and its
+optimizer gives every tensor the learning rate and weight decay the reference's does.
 
 Two oracles: `unit_scaling.TransformerDecoder` itself (default HPs, no RoPE), and the same
 architecture as ours composed from `unit_scaling.functional` ops (every HP, RoPE, GELU,
 LayerNorm). Same weights, same batch: loss and every parameter gradient agree to rtol 1e-5.
+The reference's `unit_scaling.optim.AdamW` / `SGD` on its `TransformerDecoder` (LRs from each
+parameter's `mup_type` and `mup_scaling_depth`) is the oracle for our `make_optimizer` and
+`lr_table` on the real proxy.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
+from ci_strict import require_module
 
-from umup_sweep.models import build_model
+from umup_sweep.models import build_model, lr_table, make_optimizer
 from umup_sweep.models._common import apply_rope, rope_tables
 from umup_sweep.spec import ModelSpec
 
-uu = pytest.importorskip("unit_scaling")
+uu = require_module("unit_scaling", "the test oracle: pip install -e '.[dev]'")
 R = uu.functional
 
 
@@ -36,17 +41,31 @@ def _batch(vocab, seed=0):
     return ids[:, :-1], ids[:, 1:]
 
 
+# Our block's modules -> the reference `TransformerLayer`'s (SwiGLU: up = linear_1).
+BLOCK_NAMES = {
+    "attn.qkv": "mhsa.linear_qkv",
+    "attn.out": "mhsa.linear_o",
+    "ffn.up": "mlp.linear_1",
+    "ffn.gate": "mlp.linear_gate",
+    "ffn.down": "mlp.linear_2",
+}
+
+
+def reference_names(depth: int) -> dict[str, str]:
+    """Our proxy's parameter names -> `unit_scaling.TransformerDecoder`'s, every parameter."""
+    mapping = {"embedding.weight": "embedding.weight", "readout.weight": "projection.weight"}
+    for i in range(depth):
+        for ours, ref in BLOCK_NAMES.items():
+            mapping[f"blocks.{i}.{ours}.weight"] = f"layers.{i}.{ref}.weight"
+    return mapping
+
+
 def test_equals_reference_transformer_decoder() -> None:
     spec = ModelSpec(width=64, depth=3, head_dim=32, pos="none", vocab_size=101)
     torch.manual_seed(0)
     ours = build_model(spec)
     ref = uu.TransformerDecoder(hidden_size=64, vocab_size=101, layers=3, heads=2)
-    mapping = {"embedding.weight": "embedding.weight", "readout.weight": "projection.weight"}
-    for i in range(3):
-        for a, b in [("attn.qkv", "mhsa.linear_qkv"), ("attn.out", "mhsa.linear_o"),
-                     ("ffn.up", "mlp.linear_1"), ("ffn.gate", "mlp.linear_gate"),
-                     ("ffn.down", "mlp.linear_2")]:  # fmt: skip
-            mapping[f"blocks.{i}.{a}.weight"] = f"layers.{i}.{b}.weight"
+    mapping = reference_names(3)
     ref_params = dict(ref.named_parameters())
     ours.load_state_dict({k: ref_params[v].detach().clone() for k, v in mapping.items()})
     x, y = _batch(101)
@@ -135,3 +154,63 @@ def test_equals_reference_ops_for_every_hp(spec: ModelSpec) -> None:
     our_loss = model.compute_loss(model(x), y)
     assert our_loss.item() == pytest.approx(ref_loss.item(), rel=1e-5)
     _assert_grads_close(_grads(our_loss, model), _grads(ref_loss, model))
+
+
+def _lr_and_wd(
+    model: torch.nn.Module, opt: torch.optim.Optimizer
+) -> dict[str, tuple[float, float]]:
+    """Parameter name -> (lr, weight_decay) of the param group the optimizer puts it in."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    out = {
+        names[id(p)]: (g["lr"], g["weight_decay"]) for g in opt.param_groups for p in g["params"]
+    }
+    assert len(out) == len(names), "every parameter is in exactly one group"
+    return out
+
+
+@pytest.mark.parametrize(("width", "depth", "heads"), [(64, 1, 2), (128, 3, 4), (96, 8, 3)])
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_proxy_optimizer_lrs_equal_reference_optimizer(width, depth, heads, weight_decay) -> None:
+    """The real proxy's per-tensor LR and weight decay (AdamW and SGD), and the LR table the
+    recommendation writes (`lr_table`), equal what `unit_scaling.optim` gives the reference's
+    decoder of the same shape."""
+    lr, vocab = 0.7, 101
+    spec = ModelSpec(
+        width=width, depth=depth, head_dim=width // heads, pos="none", vocab_size=vocab
+    )
+    ours = build_model(spec)
+    ref = uu.TransformerDecoder(hidden_size=width, vocab_size=vocab, layers=depth, heads=heads)
+    mapping = reference_names(depth)
+    our_params, ref_params = dict(ours.named_parameters()), dict(ref.named_parameters())
+    assert set(mapping) == set(our_params) and set(mapping.values()) == set(ref_params)
+    for name, ref_name in mapping.items():
+        assert our_params[name].shape == ref_params[ref_name].shape, name
+
+    readout_constraint = ref.projection.constraint  # SGD's readout rule depends on it
+    for kind, ref_opt in (
+        ("adamw", uu.optim.AdamW(ref.parameters(), lr=lr, weight_decay=weight_decay)),
+        (
+            "sgd",
+            uu.optim.SGD(
+                ref.parameters(),
+                lr=lr,
+                weight_decay=weight_decay,
+                readout_constraint=readout_constraint,
+            ),
+        ),
+    ):
+        our_opt = make_optimizer(ours, lr=lr, weight_decay=weight_decay, optimizer=kind)
+        torch_rule = torch.optim.AdamW if kind == "adamw" else torch.optim.SGD
+        assert isinstance(our_opt, torch_rule) and isinstance(ref_opt, torch_rule)
+        ours_lr, ref_lr = _lr_and_wd(ours, our_opt), _lr_and_wd(ref, ref_opt)
+        table = {
+            r["name"]: (r["lr"], r["weight_decay"]) for r in lr_table(spec, lr, weight_decay, kind)
+        }
+        for name, ref_name in mapping.items():
+            want_lr, want_wd = ref_lr[ref_name]
+            got_lr, got_wd = ours_lr[name]
+            assert got_lr == pytest.approx(want_lr, rel=1e-12), (kind, name, got_lr, want_lr)
+            assert got_wd == pytest.approx(want_wd, rel=1e-12), (kind, name, got_wd, want_wd)
+            assert table[name] == pytest.approx((want_lr, want_wd), rel=1e-12), (kind, name)
+    # Not a degenerate comparison: the rules give several different LRs.
+    assert len({lr_ for lr_, _ in ours_lr.values()}) >= 3

@@ -1,63 +1,47 @@
 """Unit scaling is what makes a plain FP8 cast work: under fp8_sim a u-μP proxy trains to
 almost its fp32 loss, while the SP proxy (tiny weights, tiny gradients: off the FP8 grid's
-sweet spot) loses much more. Also: the precision is wired into a trial and its key."""
+sweet spot) loses much more. Also: the precision is wired into a trial and its key.
+
+Both go through `run_trial`, the one training loop every trial uses."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import torch
 
-from umup_sweep.data import load_corpus
-from umup_sweep.models import build_model, make_optimizer
-from umup_sweep.precision import make_precision_aware, use_precision
-from umup_sweep.spec import DataSpec, ModelSpec, TrainSpec, TrialSpec
-from umup_sweep.train import lr_multiplier
+from umup_sweep.spec import ModelSpec, TrainSpec, TrialSpec
+from umup_sweep.train import run_trial
 
 STEPS, BATCH, SEQ = 60, 16, 64
-# Each at its best fp32 LR for width 64 (DESIGN.md: u-μP 2^-1, SP 2^-7).
+# Each at its best fp32 LR for width 64: u-μP 2^-1, SP 2^-7.
 LRS = {"umup": 2.0**-1, "sp": 2.0**-7}
 
 
-def val_loss_after_training(parametrization: str, precision: str, seed: int = 0) -> float:
+def val_loss_after_training(parametrization: Any, precision: Any, seed: int = 0) -> float:
     """Train width 64 / depth 2 for STEPS steps under `precision`; mean loss on 4 val batches."""
-    torch.manual_seed(seed)
-    spec = ModelSpec(width=64, depth=2, seq_len=SEQ, parametrization=parametrization)
-    model = make_precision_aware(build_model(spec))
-    train = TrainSpec(steps=STEPS, batch_size=BATCH, lr=LRS[parametrization])
-    optimizer = make_optimizer(model, lr=train.lr)
-    base = [group["lr"] for group in optimizer.param_groups]
-    corpus = load_corpus(DataSpec())
-    gen = torch.Generator().manual_seed(seed)
-    for step in range(STEPS):
-        for group, lr in zip(optimizer.param_groups, base, strict=True):
-            group["lr"] = lr * lr_multiplier(step, train)
-        x, y = corpus.batch("train", BATCH, SEQ, gen)
-        with use_precision(precision):
-            loss = model.compute_loss(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    with torch.no_grad(), use_precision(precision):
-        batches = corpus.val_batches(BATCH, SEQ, 4)
-        return sum(float(model.compute_loss(model(x), y)) for x, y in batches) / len(batches)
+    model = ModelSpec(width=64, depth=2, seq_len=SEQ, parametrization=parametrization)
+    train = TrainSpec(
+        steps=STEPS, batch_size=BATCH, eval_batches=4, lr=LRS[parametrization], precision=precision
+    )
+    result = run_trial(TrialSpec(model, train, seed=seed))
+    assert result.status == "ok" and result.val_loss is not None
+    return result.val_loss
 
 
 @pytest.fixture
-def one_thread() -> Iterator[None]:
-    """One torch thread, as a trial runs (and far cheaper on a busy 2-core machine)."""
+def restore_threads() -> Iterator[None]:
+    """A trial sets torch's threads (to 1 here, as a trial runs); put them back afterwards."""
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
 
 
 @pytest.mark.slow
-def test_umup_keeps_its_loss_under_fp8_sim_while_sp_degrades(
-    precision_aware_core: None, one_thread: None
-) -> None:
+def test_umup_keeps_its_loss_under_fp8_sim_while_sp_degrades(restore_threads: None) -> None:
     loss = {
         (p, prec): val_loss_after_training(p, prec)
         for p in ("umup", "sp")
@@ -75,20 +59,14 @@ def test_umup_keeps_its_loss_under_fp8_sim_while_sp_degrades(
     assert sp_gap > 10 * abs(umup_gap)
 
 
-def _has_precision_field() -> bool:
-    return "precision" in {f.name for f in dataclasses.fields(TrainSpec)}
-
-
-@pytest.mark.skipif(not _has_precision_field(), reason="lead: add TrainSpec.precision")
-def test_a_trial_runs_under_its_precision_and_records_it_in_the_key() -> None:
-    from umup_sweep.train import run_trial
-
+def test_a_trial_runs_under_its_precision_and_records_it_in_the_key(
+    restore_threads: None,
+) -> None:
     model = ModelSpec(width=32, depth=1, seq_len=32)
     base = TrainSpec(steps=8, batch_size=4, eval_batches=1, lr=0.5)
     results = {}
     for precision in ("fp32", "fp8_sim", "bf16"):
-        train = dataclasses.replace(base, precision=precision)  # type: ignore[call-arg]
-        spec = TrialSpec(model, train)
+        spec = TrialSpec(model, dataclasses.replace(base, precision=precision))
         results[precision] = (spec.trial_key, run_trial(spec))
     keys = {key for key, _ in results.values()}
     assert len(keys) == 3

@@ -1,19 +1,21 @@
 """The precision policy on real layers: the active-policy context, which ops get the FP8
-casts, what their gradients are, that nothing else about a model changes, and bf16."""
+casts (the unit-scaled core's own linear included), what their gradients are, that nothing
+else about a model changes, and bf16."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import core_is_precision_aware
 from torch import nn
 
 import umup_sweep.precision as P
 from umup_sweep.core import functional as U
+from umup_sweep.core import matmul_cast
 from umup_sweep.errors import UserError
 from umup_sweep.models import build_model
 from umup_sweep.precision import (
@@ -86,9 +88,49 @@ def test_precision_aware_op_casts_only_inside_fp8_sim() -> None:
     assert torch.allclose(a.grad, fp8_cast(dy, E5M2) @ fp8_cast(b).T, atol=1e-6)
 
 
-def test_unit_scaled_linear_under_fp8_sim_matches_the_hand_computed_fp8_op(
-    precision_aware_core: None,
-) -> None:
+def test_core_linear_rounds_its_inputs_to_e4m3_and_its_output_gradient_to_e5m2() -> None:
+    # 1.1 is on neither grid: E4M3 (3 mantissa bits) rounds it to 1.125, E5M2 (2 bits) to 1.0.
+    # A 1x1 linear has every unit scale 1, so the values below are exact.
+    x = torch.tensor([[1.1]], requires_grad=True)
+    w = torch.tensor([[1.1]], requires_grad=True)
+    with use_precision("fp8_sim"):
+        y = U.linear(x, w)
+    y.backward(torch.tensor([[1.1]]))
+    assert y.item() == 1.125 * 1.125
+    assert x.grad is not None and w.grad is not None
+    assert x.grad.item() == 1.0 * 1.125  # the E5M2 gradient times the E4M3 weight
+    assert w.grad.item() == 1.0 * 1.125  # the E5M2 gradient times the E4M3 input
+    with use_precision("fp8_sim"):  # saturating, as the cast does
+        assert U.linear(torch.tensor([[1000.0]]), torch.tensor([[1.0]])).item() == 448.0
+
+
+def test_core_linear_casts_nothing_outside_fp8_sim() -> None:
+    x0, w0, dy = torch.tensor([[1.1]]), torch.tensor([[1.1]]), torch.tensor([[1.1]])
+    expected_y, expected_grad = (x0 * w0).item(), (dy * w0).item()  # unrounded fp32
+    for context in (contextlib.nullcontext(), use_precision("fp32")):
+        with context:
+            assert matmul_cast() is None
+            x, w = x0.clone().requires_grad_(), w0.clone().requires_grad_()
+            y = U.linear(x, w)
+        y.backward(dy)
+        assert y.item() == expected_y != 1.125 * 1.125
+        assert x.grad is not None and x.grad.item() == expected_grad
+
+
+def test_use_precision_installs_the_core_cast_only_under_fp8_sim() -> None:
+    assert matmul_cast() is None
+    with use_precision("fp8_sim") as fp8:
+        assert matmul_cast() is fp8
+        with use_precision("bf16"):
+            assert matmul_cast() is None  # an inner non-FP8 block suspends the cast
+        assert matmul_cast() is fp8
+        with pytest.raises(RuntimeError), use_precision("fp8_sim"):
+            raise RuntimeError("boom")
+        assert matmul_cast() is fp8
+    assert matmul_cast() is None
+
+
+def test_unit_scaled_linear_under_fp8_sim_matches_the_hand_computed_fp8_op() -> None:
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(16, 64, generator=gen, requires_grad=True)
     w = torch.randn(32, 64, generator=gen, requires_grad=True)
@@ -96,14 +138,17 @@ def test_unit_scaled_linear_under_fp8_sim_matches_the_hand_computed_fp8_op(
     with use_precision("fp8_sim"):
         y = U.linear(x, w, mult=0.5, fwd_mult=0.7)
     y.backward(dy)
-    # Oracle: the cast sees the unit-scaled operands; the op's scales run in full precision.
+    # Oracle: the same op, outside any precision block, on pre-rounded operands and gradient.
+    # The cast sees the unit-scaled operands; the op's scales run in full precision.
     xr = fp8_cast(x.detach()).requires_grad_()
     wr = fp8_cast(w.detach()).requires_grad_()
     yr = U.linear(xr, wr, mult=0.5, fwd_mult=0.7)
     yr.backward(fp8_cast(dy, E5M2))
-    assert torch.allclose(y, yr, atol=1e-6)
-    assert torch.allclose(x.grad, xr.grad, atol=1e-6)
-    assert torch.allclose(w.grad, wr.grad, atol=1e-6)
+    assert x.grad is not None and w.grad is not None
+    assert xr.grad is not None and wr.grad is not None
+    assert torch.equal(y, yr)
+    assert torch.equal(x.grad, xr.grad)
+    assert torch.equal(w.grad, wr.grad)
     assert not torch.allclose(
         y, U.linear(x.detach(), w.detach(), mult=0.5, fwd_mult=0.7), atol=1e-3
     )
@@ -154,7 +199,7 @@ def test_make_precision_aware_changes_nothing_else_about_the_model() -> None:
 
 @pytest.mark.parametrize("parametrization", ["umup", "sp"])
 def test_every_projection_of_both_proxies_is_cast(
-    parametrization: str, precision_aware_core: None, monkeypatch: pytest.MonkeyPatch
+    parametrization: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model = make_precision_aware(
         build_model(ModelSpec(width=64, depth=2, seq_len=16, parametrization=parametrization))
@@ -178,13 +223,6 @@ def test_every_projection_of_both_proxies_is_cast(
     calls.clear()
     model.compute_loss(model(ids), ids).backward()
     assert calls == []  # outside the block: full precision
-
-
-@pytest.mark.skipif(not core_is_precision_aware(), reason="lead: add @precision_aware to core")
-def test_core_linear_is_precision_aware_without_help() -> None:
-    x, w = torch.tensor([[0.3]]), torch.tensor([[1.0]])
-    with use_precision("fp8_sim"):
-        assert U.linear(x, w).item() == 0.3125
 
 
 def _bf16_step(parametrization: str) -> tuple[float, float]:
@@ -212,35 +250,3 @@ def test_sp_proxy_trains_a_step_under_bf16_autocast() -> None:
 def test_umup_proxy_trains_a_step_under_bf16_autocast() -> None:
     loss, ref = _bf16_step("umup")
     assert loss == pytest.approx(ref, rel=0.02) and loss != ref
-
-
-class _ProposedScaledLinear(U._ScaledLinear):
-    """The core's scaled matmul with the four lines the lead is asked to add (see report)."""
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, s_out, s_gin, s_gw):  # type: ignore[no-untyped-def]
-        ctx.policy = policy = current_policy()
-        x, weight = policy.round_forward(x), policy.round_forward(weight)
-        return U._ScaledLinear.forward(ctx, x, weight, bias, s_out, s_gin, s_gw)
-
-    @staticmethod
-    def backward(ctx, grad):  # type: ignore[no-untyped-def]
-        return U._ScaledLinear.backward(ctx, ctx.policy.round_backward(grad))
-
-
-def test_rounding_inside_the_core_function_equals_the_wrapped_op() -> None:
-    gen = torch.Generator().manual_seed(3)
-    x0, w0 = torch.randn(32, 64, generator=gen), torch.randn(16, 64, generator=gen)
-    dy = torch.randn(32, 16, generator=gen)
-    wrapped = precision_aware(U._ScaledLinear.apply)
-    outs = []
-    for fn in (_ProposedScaledLinear.apply, wrapped):
-        x, w = x0.clone().requires_grad_(), w0.clone().requires_grad_()
-        with use_precision("fp8_sim"):
-            y = fn(x, w, None, 0.125, 0.25, 0.5)
-        y.backward(dy)
-        outs.append((y.detach(), x.grad, w.grad))
-    for a, b in zip(*outs, strict=True):
-        assert torch.equal(a, b)
-    plain = U._ScaledLinear.apply(x0, w0, None, 0.125, 0.25, 0.5)
-    assert not torch.allclose(outs[0][0], plain, atol=1e-3)

@@ -1,6 +1,7 @@
 """Fixtures of the scale-out tests: a throwaway PostgreSQL server for the session, and a fresh
-database per test. Skips (with the reason) only when the PostgreSQL binaries are absent; CI
-installs them with `.ci/services.sh`."""
+database per test. Without the PostgreSQL binaries the tests that need the server skip (with
+the reason) on a developer's machine and fail in CI (`CI` set), which installs them with
+`.ci/services.sh`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from ci_strict import missing
 from scaleout_helpers import PostgresServer, postgres_bin_dir
 
 
@@ -17,7 +19,7 @@ def postgres_server():
     """A PostgreSQL server on a free loopback port, stopped and deleted after the session."""
     bin_dir = postgres_bin_dir()
     if bin_dir is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: run .ci/services.sh")
+        missing("PostgreSQL server binaries (initdb, pg_ctl) not found: run .ci/services.sh")
     # Not under pytest's tmp dir: the postgres user must be able to reach the folder.
     server = PostgresServer(bin_dir, Path(tempfile.mkdtemp(prefix="umup-pg-", dir="/tmp")))
     try:

@@ -4,15 +4,14 @@ line that says what to do, and lose nothing else."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from scaleout_helpers import REPO, free_port
+from cli_helpers import cli
+from scaleout_helpers import free_port
 
 from umup_sweep.errors import StoreError
 from umup_sweep.store import RunStore
@@ -25,17 +24,6 @@ train: {{steps: 3, batch_size: 2, eval_batches: 1, final_window: 1}}
 data: {{source: {source}}}
 execution: {{executor: serial, max_failures: 0}}
 """
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    return subprocess.run(
-        [sys.executable, "-c", "from umup_sweep.cli import main; main()", *args],
-        env={**env, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def one_error_line(out: subprocess.CompletedProcess) -> str:

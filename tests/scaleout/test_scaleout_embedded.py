@@ -6,19 +6,18 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import psutil
 import pytest
+from cli_helpers import cli_popen
 from scaleout_helpers import REPO
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
-# What a finished run directory may hold (DESIGN.md's contract), nothing else.
+# What a finished run directory may hold (the contract in docs/DESIGN.md), nothing else.
 RESULT_FILES = {".lock", "sweep.yaml", "study.db", "trials.csv", "transfer.json", "report.md"}
 RESULT_DIRS = {"curves": {".csv"}, "plots": {".png", ".svg"}}
 
@@ -38,26 +37,16 @@ def _is_loopback(ip: str) -> bool:
 
 
 def test_embedded_ray_is_loopback_only_and_leaves_nothing_behind(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env["PYTHONPATH"] = str(REPO)
-    code = "from umup_sweep.cli import main; main()"
-    cli = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            code,
-            "run",
-            str(REPO / "sweeps" / "smoke.yaml"),
-            "--executor",
-            "ray",
-            "--run-dir",
-            str(tmp_path / "runs"),
-            "--no-progress",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    no_ray_settings = {k: None for k in os.environ if k.startswith("RAY_")}
+    cli = cli_popen(
+        "run",
+        REPO / "sweeps" / "smoke.yaml",
+        "--executor",
+        "ray",
+        "--run-dir",
+        tmp_path / "runs",
+        "--no-progress",
+        env=no_ray_settings,
     )
     seen_procs: dict[int, psutil.Process] = {}
     listening: set[tuple[str, int]] = set()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
+from cli_helpers import cli_popen, finish
 from scaleout_helpers import REPO, TESTS, free_port, wait_for
 
 N_TRIALS = 8
@@ -23,9 +24,10 @@ DRIVER = """
 import dataclasses, os, sys, time
 from pathlib import Path
 sys.path.insert(0, {tests!r})
-from sweep_fakes import FakeTrial, TinyGrid, tiny_sweep
+from sweep_fakes import FakeTrial, tiny_sweep
 from umup_sweep.config import StorageSpec
 from umup_sweep.runner import run_sweep
+from umup_sweep.search import GridStrategy
 
 log, url, run_root, sleep, name, gate = sys.argv[1:7]
 sweep = tiny_sweep(Path(run_root), name=name, lrs=[2.0 ** k for k in range(-4, {n} - 4)])
@@ -41,7 +43,7 @@ def trial(spec):
     return fake(spec)
 
 
-s = run_sweep(sweep, strategy=TinyGrid(sweep), trial_fn=trial, progress=False, analyze=False)
+s = run_sweep(sweep, strategy=GridStrategy(sweep), trial_fn=trial, analyze=False)
 print("done", s.n_new, s.n_resumed, s.counts["total"], s.counts["ok"], flush=True)
 """
 
@@ -122,22 +124,6 @@ storage: {{url: "{url}"}}
 """
 
 
-def _cli(*args: str) -> subprocess.Popen:
-    code = "from umup_sweep.cli import main; main()"
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *args],
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _done(proc: subprocess.Popen) -> subprocess.CompletedProcess:
-    out, err = proc.communicate(timeout=120)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
 def test_second_driver_on_the_same_study_is_refused_and_nothing_is_corrupted(
     postgres_url, tmp_path
 ):
@@ -153,10 +139,10 @@ def test_second_driver_on_the_same_study_is_refused_and_nothing_is_corrupted(
         sweep_file = tmp_path / "pgtwo.yaml"
         sweep_file.write_text(SWEEP_YAML.format(url=postgres_url))
         # Another run directory (say, another machine): refused by the database lock.
-        other_proc = _cli("run", str(sweep_file), "--run-dir", str(tmp_path / "b"), "--no-progress")
+        other_proc = cli_popen("run", sweep_file, "--run-dir", tmp_path / "b", "--no-progress")
         # The same run directory: refused by the run directory's lock.
-        same_proc = _cli("run", str(sweep_file), "--run-dir", str(tmp_path / "a"), "--no-progress")
-        other, same = _done(other_proc), _done(same_proc)
+        same_proc = cli_popen("run", sweep_file, "--run-dir", tmp_path / "a", "--no-progress")
+        other, same = finish(other_proc), finish(same_proc)
         running = first.poll() is None
         gate.touch()  # let the first driver finish
         stdout, _ = first.communicate(timeout=120)
@@ -192,7 +178,7 @@ def test_unreachable_database_is_one_line_exit_2_with_password_hidden(tmp_path):
     sweep_file = tmp_path / "pgtwo.yaml"
     sweep_file.write_text(SWEEP_YAML.format(url=url))
     start = time.monotonic()
-    out = _done(_cli("run", str(sweep_file), "--run-dir", str(tmp_path / "runs"), "--no-progress"))
+    out = finish(cli_popen("run", sweep_file, "--run-dir", tmp_path / "runs", "--no-progress"))
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in out.stderr

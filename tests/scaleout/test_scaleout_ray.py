@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import psutil
 import pytest
+from cli_helpers import cli
 from scaleout_helpers import REPO, TESTS, RayCluster, wait_for
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -43,28 +44,18 @@ def _env() -> dict[str, str]:
 
 def test_smoke_sweep_on_an_existing_cluster_uses_both_nodes(cluster, tmp_path):
     head, worker = cluster.nodes
-    code = "from umup_sweep.cli import main; main()"
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            code,
-            "run",
-            str(REPO / "sweeps" / "smoke.yaml"),
-            "--executor",
-            "ray",
-            "--address",
-            cluster.address,
-            "--max-concurrent",
-            "2",
-            "--run-dir",
-            str(tmp_path / "runs"),
-            "--no-progress",
-        ],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    out = cli(
+        "run",
+        REPO / "sweeps" / "smoke.yaml",
+        "--executor",
+        "ray",
+        "--address",
+        cluster.address,
+        "--max-concurrent",
+        "2",
+        "--run-dir",
+        tmp_path / "runs",
+        "--no-progress",
     )
     assert out.returncode == 0, out.stderr[-3000:]
     trials = pd.read_csv(tmp_path / "runs" / "smoke" / "trials.csv")
@@ -80,8 +71,9 @@ NODE_LOSS_DRIVER = """
 import sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
-from sweep_fakes import FakeTrial, TinyGrid, tiny_sweep
+from sweep_fakes import FakeTrial, tiny_sweep
 from umup_sweep.runner import run_sweep
+from umup_sweep.search import GridStrategy
 
 
 class NodeTrial(FakeTrial):
@@ -98,7 +90,7 @@ root, address = Path(sys.argv[1]), sys.argv[2]
 sweep = tiny_sweep(root, name="nodeloss", lrs=[2.0 ** k for k in range(-3, 3)], executor="ray",
                    max_concurrent=2, max_failures=1)
 fake = NodeTrial(root / "log", sleep=1.5)
-s = run_sweep(sweep, strategy=TinyGrid(sweep), trial_fn=fake, address=address, progress=False,
+s = run_sweep(sweep, strategy=GridStrategy(sweep), trial_fn=fake, address=address,
               analyze=False)
 print("done", s.n_new, s.n_resumed, s.counts["total"], s.counts["ok"], flush=True)
 """

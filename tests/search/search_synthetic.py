@@ -4,7 +4,7 @@ drives a strategy to completion against it (no model, no executor).
 loss = 2 + 8/width + Σ_h w_h (x_h − c_h)² + w_lr (x_lr − c_lr − 0.3 (x_rm − c_rm)
        − 0.2 (x_ls − c_ls))² + noise,   x = log2 HP.
 A positive-definite quadratic, so the optimum is exactly at c. The lr term couples lr to
-residual_mult and loss_softmax_mult (as DESIGN.md measured), so with those at their defaults
+residual_mult and loss_softmax_mult (as measured on real proxies), so with those at their defaults
 the best lr is c_lr + 0.3·1 − 0.2·1 = −0.4, not c_lr. lr above 2^2.5 diverges.
 """
 
@@ -19,7 +19,7 @@ import pandas as pd
 
 from umup_sweep.search import BaseStrategy
 from umup_sweep.spec import TrialSpec
-from umup_sweep.store_rows import TRIAL_COLUMNS
+from umup_sweep.store import TRIAL_COLUMNS
 
 OPT = {
     "lr": -0.5,

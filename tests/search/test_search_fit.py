@@ -70,3 +70,27 @@ def test_nonpositive_values_use_grid_argmin() -> None:
 def test_parabola_vertex_rejects_concave() -> None:
     assert parabola_vertex([0, 1, 2], [0, 1, 0]) is None
     assert parabola_vertex([0, 1, 2], [1, 1, 1]) is None
+
+
+def test_same_estimator_as_the_analysis() -> None:
+    """On the same curve the search and the transfer analysis name the same optimum: both are
+    `umup_sweep.fitting.log2_optimum` (the analysis fits two grid points either side)."""
+    import pandas as pd
+
+    from umup_sweep.analysis import analyze_trials
+    from umup_sweep.spec import HP_DEFAULTS
+
+    xs = [-4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0]
+    losses = [3.0 + 0.05 * (x + 0.6) ** 2 + 0.02 * abs(x + 0.6) ** 3 for x in xs]
+    rows = [
+        HP_DEFAULTS
+        | {"lr": 2.0**x, "width": w, "depth": 2, "seed": 0, "status": "ok"}
+        | {"parametrization": "umup", "val_loss": y}
+        for w in (64, 128)
+        for x, y in zip(xs, losses, strict=True)
+    ]
+    res = analyze_trials(pd.DataFrame(rows), ["lr"])["lr"]["umup"]
+    found = math.log2(fit_log2_minimum([2.0**x for x in xs], losses, window=2))
+    assert res.per_proxy[0].fit_method == "parabola"
+    assert res.per_proxy[0].fit_optimum_log2 == pytest.approx(found, abs=1e-12)
+    assert found != pytest.approx(-0.6, abs=1e-3)  # not a quadratic: the window matters

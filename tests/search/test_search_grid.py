@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 from search_synthetic import drive, frame, row, trial_loss
 
-from umup_sweep.config import SweepSpec
-from umup_sweep.config_load import load_sweep
+from umup_sweep.config import SweepSpec, load_sweep
 from umup_sweep.search import GridStrategy, make_strategy
 
 LRS = [0.25, 0.5, 1.0, 2.0]

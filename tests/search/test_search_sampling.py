@@ -8,8 +8,7 @@ import statistics
 import pytest
 from search_synthetic import OPT, drive, frame, row, synthetic_loss, trial_loss
 
-from umup_sweep.config import SweepSpec
-from umup_sweep.config_load import load_sweep
+from umup_sweep.config import SweepSpec, load_sweep
 from umup_sweep.search import RandomStrategy, TPEStrategy, make_strategy
 
 LR = (2.0**-3, 2.0**2)

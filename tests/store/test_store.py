@@ -13,16 +13,16 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
-from sweep_fakes import FakeTrial, TinyGrid, expected_loss, tiny_sweep
+from sweep_fakes import FakeTrial, expected_loss, tiny_sweep
 
 from umup_sweep.errors import StoreError
+from umup_sweep.search import GridStrategy
 from umup_sweep.spec import HP_NAMES, TrialResult
-from umup_sweep.store import RunStore
-from umup_sweep.store_rows import TRIAL_COLUMNS
+from umup_sweep.store import TRIAL_COLUMNS, RunStore
 
 
 def _specs(sweep):
-    return TinyGrid(sweep).propose(pd.DataFrame(columns=["trial_key"]), [], 100)
+    return GridStrategy(sweep).propose(pd.DataFrame(columns=["trial_key"]), [], 100)
 
 
 def test_commit_roundtrip_writes_trials_csv_curves_and_study(tmp_path):

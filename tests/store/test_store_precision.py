@@ -12,8 +12,7 @@ from sweep_fakes import FakeTrial, expected_loss, tiny_sweep
 
 from umup_sweep.runner import run_sweep
 from umup_sweep.search import make_strategy
-from umup_sweep.store import RunStore
-from umup_sweep.store_rows import TRIAL_COLUMNS, trial_row
+from umup_sweep.store import TRIAL_COLUMNS, RunStore, trial_row
 
 BOTH = ("fp32", "fp8_sim")
 
@@ -24,7 +23,7 @@ def two_precision_sweep(tmp_path, **kw):
 
 
 def test_precision_column_is_appended_before_error() -> None:
-    """Where README documents it: the DESIGN.md columns keep their order."""
+    """Where README documents it: the contract columns keep their order."""
     assert TRIAL_COLUMNS[-3:] == ("node_id", "precision", "error")
 
 
@@ -54,7 +53,7 @@ def test_commit_exports_and_rereads_the_precision(tmp_path) -> None:
 def test_two_precision_sweep_runs_end_to_end_and_resumes(tmp_path) -> None:
     sweep = two_precision_sweep(tmp_path, lrs=(0.25, 0.5, 1.0, 2.0), widths=(32, 64))
     fake = FakeTrial(tmp_path / "log")
-    summary = run_sweep(sweep, trial_fn=fake, progress=False, analyze=True)
+    summary = run_sweep(sweep, trial_fn=fake, analyze=True)
     assert summary.counts["ok"] == 2 * 2 * 4 and summary.analysis_error is None
     trials = pd.read_csv(tmp_path / "tiny" / "trials.csv")
     assert trials.groupby(["precision", "width"]).size().to_dict() == {
@@ -69,5 +68,5 @@ def test_two_precision_sweep_runs_end_to_end_and_resumes(tmp_path) -> None:
     transfer = json.loads((tmp_path / "tiny" / "transfer.json").read_text())
     assert transfer["precision"]["precisions"] == ["fp32", "fp8_sim"]
     assert transfer["precision"]["comparisons"]["lr"]["umup"]["fp8_sim"]["verdict"] == "holds"
-    again = run_sweep(sweep, trial_fn=fake, progress=False, analyze=False)
+    again = run_sweep(sweep, trial_fn=fake, analyze=False)
     assert again.n_new == 0 and again.n_resumed == 16

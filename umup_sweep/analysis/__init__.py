@@ -10,14 +10,22 @@ Example:
     'transfers'
 """
 
+from umup_sweep.analysis._analyze import (
+    TransferReport,
+    analyze_run,
+    finalize_run,
+    plot_runs,
+    write_report,
+)
 from umup_sweep.analysis._coord import (
     CoordCheck,
     coord_check,
     plot_coord_check,
     write_coord_check,
 )
-from umup_sweep.analysis._fit import BowlFit, Parabola, fit_moving_bowl, fit_parabola
-from umup_sweep.analysis._plots import plot_runs, transfer_figure
+from umup_sweep.analysis._fit import BowlFit, fit_moving_bowl
+from umup_sweep.analysis._plots import transfer_figure
+from umup_sweep.analysis._points import CurvePoint
 from umup_sweep.analysis._precision import (
     PrecisionComparison,
     PrecisionProxy,
@@ -26,24 +34,24 @@ from umup_sweep.analysis._precision import (
     compare_precisions,
     precision_verdict,
 )
-from umup_sweep.analysis._recommend import Recommendation, best_config, optimizer_groups, recommend
-from umup_sweep.analysis._report import finalize_run, write_report
-from umup_sweep.analysis._run import RunData, load_run, load_trials
+from umup_sweep.analysis._recommend import Recommendation, best_config, recommend
+from umup_sweep.analysis._report import report_markdown
+from umup_sweep.analysis._run import RunData, load_run
 from umup_sweep.analysis._transfer import (
     Drift,
     HPTransfer,
     ProxyOptimum,
-    TransferReport,
     analyze_hp,
-    analyze_run,
     analyze_trials,
     result_key,
     verdict_for,
 )
+from umup_sweep.fitting import Parabola, fit_parabola, log2_optimum
 
 __all__ = [
     "BowlFit",
     "CoordCheck",
+    "CurvePoint",
     "Drift",
     "HPTransfer",
     "Parabola",
@@ -65,12 +73,12 @@ __all__ = [
     "fit_moving_bowl",
     "fit_parabola",
     "load_run",
-    "load_trials",
-    "optimizer_groups",
+    "log2_optimum",
     "plot_coord_check",
     "plot_runs",
     "precision_verdict",
     "recommend",
+    "report_markdown",
     "result_key",
     "transfer_figure",
     "verdict_for",

@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter
 
 from umup_sweep.config import ProxyFamily
 from umup_sweep.spec import DataSpec, ModelSpec
@@ -156,7 +160,7 @@ def coord_check(
         seed: seed for init and batches.
 
     Example:
-        >>> from umup_sweep.config_load import load_proxy_family  # doctest: +SKIP
+        >>> from umup_sweep.config import load_proxy_family  # doctest: +SKIP
         >>> cc = coord_check(load_proxy_family("proxies/tiny.yaml"), [32, 64, 128], steps=2)
         ... # doctest: +SKIP
         >>> [f["layer"] for f in cc.flags if f["parametrization"] == "umup"]  # doctest: +SKIP
@@ -166,27 +170,10 @@ def coord_check(
     lrs = DEFAULT_LR | (lr or {})
     base = dataclasses.replace(family.base, depth=family.depths[0])
     batches = _batches(data, steps + 1, batch_size, base.seq_len, base.vocab_size, seed)
-    rms: dict[str, dict[str, dict[str, dict[str, list[float]]]]] = {}
-    for param in parametrizations:
-        per_width = []
-        for w in widths:
-            spec = dataclasses.replace(
-                base,
-                width=w,
-                n_heads=None,
-                parametrization=param,  # type: ignore[arg-type]
-            )
-            per_width.append(measure(spec, batches, steps, lrs[param], seed))
-        rms[param] = {
-            phase: {
-                kind: {
-                    name: [pw[phase][kind].get(name, math.nan) for pw in per_width]
-                    for name in per_width[0][phase][kind]
-                }
-                for kind in KINDS
-            }
-            for phase in PHASES
-        }
+    rms = {
+        param: _rms_across_widths(base, param, widths, batches, steps, lrs[param], seed)
+        for param in parametrizations
+    }
     slopes = {
         param: {
             phase: {
@@ -197,14 +184,6 @@ def coord_check(
         }
         for param, phases in rms.items()
     }
-    flags = [
-        {"parametrization": param, "phase": phase, "kind": kind, "layer": name, "slope": s}
-        for param, phases in slopes.items()
-        for phase, kinds in phases.items()
-        for kind, layers in kinds.items()
-        for name, s in layers.items()
-        if math.isfinite(s) and s > threshold
-    ]
     return CoordCheck(
         family=family.name,
         widths=widths,
@@ -213,8 +192,54 @@ def coord_check(
         threshold=threshold,
         rms=rms,
         slopes=slopes,
-        flags=flags,
+        flags=_flags(slopes, threshold),
     )
+
+
+def _rms_across_widths(
+    base: ModelSpec,
+    param: str,
+    widths: list[int],
+    batches: list[tuple[Any, Any]],
+    steps: int,
+    lr: float,
+    seed: int,
+) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """`measure` at every width: ``[phase][kind][layer]`` -> RMS per width (NaN where a
+    layer is missing at some width)."""
+    per_width = []
+    for w in widths:
+        spec = dataclasses.replace(
+            base,
+            width=w,
+            n_heads=None,
+            parametrization=param,  # type: ignore[arg-type]
+        )
+        per_width.append(measure(spec, batches, steps, lr, seed))
+    return {
+        phase: {
+            kind: {
+                name: [pw[phase][kind].get(name, math.nan) for pw in per_width]
+                for name in per_width[0][phase][kind]
+            }
+            for kind in KINDS
+        }
+        for phase in PHASES
+    }
+
+
+def _flags(
+    slopes: dict[str, dict[str, dict[str, dict[str, float]]]], threshold: float
+) -> list[dict[str, Any]]:
+    """Every layer whose log2 RMS grows faster than ``threshold`` per width doubling."""
+    return [
+        {"parametrization": param, "phase": phase, "kind": kind, "layer": name, "slope": s}
+        for param, phases in slopes.items()
+        for phase, kinds in phases.items()
+        for kind, layers in kinds.items()
+        for name, s in layers.items()
+        if math.isfinite(s) and s > threshold
+    ]
 
 
 def _layer_colour(name: str) -> str:
@@ -233,82 +258,74 @@ def _layer_colour(name: str) -> str:
     return "black"
 
 
+def _coord_panel(ax: Axes, cc: CoordCheck, param: str, phase: str, kind: str) -> None:
+    """log2 RMS against log2 width for every layer of one (parametrization, phase, kind); the
+    layers that grow faster than the threshold drawn bold."""
+    lx = np.log2(cc.widths)
+    layers = cc.rms[param][phase][kind]
+    for name, values in layers.items():
+        v = np.asarray(values, dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = np.log2(v)
+        slope = cc.slopes[param][phase][kind][name]
+        flagged = math.isfinite(slope) and slope > cc.threshold
+        ax.plot(
+            lx,
+            y,
+            "-o" if flagged else "-",
+            color=_layer_colour(name),
+            lw=2.2 if flagged else 0.9,
+            ms=3,
+            alpha=1.0 if flagged else 0.6,
+            label=f"{name} ↑" if flagged else name,
+        )
+    ax.axhline(0.0, color="black", lw=0.6, ls=":")
+    n_flag = sum(
+        1 for f in cc.flags if (f["parametrization"], f["phase"], f["kind"]) == (param, phase, kind)
+    )
+    when = "at init" if phase == "init" else f"after {cc.steps} steps (lr {cc.lr[param]:g})"
+    label = {"umup": "u-μP", "sp": "SP"}.get(param, param)
+    ax.set_title(
+        f"{label} {kind} {when}\n{n_flag} of {len(layers)} grow faster than "
+        f"{cc.threshold:g} log2/doubling",
+        fontsize=10,
+    )
+    ax.xaxis.set_major_locator(FixedLocator(list(lx)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{2**v:.0f}"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"$2^{{{v:g}}}$"))
+    ax.set_xlabel("width (log2 axis)")
+    ax.set_ylabel(f"RMS of {kind}")
+    ax.grid(alpha=0.3)
+    if len(layers) <= 16:
+        ax.legend(
+            fontsize=6.5,
+            loc="best",
+            ncol=2 if len(layers) > 8 else 1,
+            title="↑ grows with width",
+            title_fontsize=6.5,
+        )
+
+
 def plot_coord_check(
     cc: CoordCheck, out_dir: str | Path, formats: tuple[str, ...] = ("png", "svg")
 ) -> list[Path]:
     """Write `coord_check_<kind>.png/.svg`: rows init/trained, one column per parametrization."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FixedLocator, FuncFormatter
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     params = list(cc.rms)
-    lx = np.log2(cc.widths)
     for kind in KINDS:
-        fig, axes = plt.subplots(
-            2, len(params), figsize=(6.2 * len(params), 8), squeeze=False, sharex=True
-        )
+        fig = Figure(figsize=(6.2 * len(params), 8))
+        FigureCanvasAgg(fig)  # its own canvas: no pyplot, no global backend
+        axes = fig.subplots(2, len(params), squeeze=False, sharex=True)
         for j, param in enumerate(params):
             for i, phase in enumerate(PHASES):
-                ax = axes[i, j]
-                layers = cc.rms[param][phase][kind]
-                for name, values in layers.items():
-                    v = np.asarray(values, dtype=float)
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        y = np.log2(v)
-                    slope = cc.slopes[param][phase][kind][name]
-                    flagged = math.isfinite(slope) and slope > cc.threshold
-                    ax.plot(
-                        lx,
-                        y,
-                        "-o" if flagged else "-",
-                        color=_layer_colour(name),
-                        lw=2.2 if flagged else 0.9,
-                        ms=3,
-                        alpha=1.0 if flagged else 0.6,
-                        label=f"{name} ↑" if flagged else name,
-                    )
-                ax.axhline(0.0, color="black", lw=0.6, ls=":")
-                n_flag = sum(
-                    1
-                    for f in cc.flags
-                    if (f["parametrization"], f["phase"], f["kind"]) == (param, phase, kind)
-                )
-                when = (
-                    "at init"
-                    if phase == "init"
-                    else f"after {cc.steps} steps (lr {cc.lr[param]:g})"
-                )
-                label = {"umup": "u-μP", "sp": "SP"}.get(param, param)
-                ax.set_title(
-                    f"{label} {kind} {when}\n{n_flag} of {len(layers)} grow faster than "
-                    f"{cc.threshold:g} log2/doubling",
-                    fontsize=10,
-                )
-                ax.xaxis.set_major_locator(FixedLocator(list(lx)))
-                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{2**v:.0f}"))
-                ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"$2^{{{v:g}}}$"))
-                ax.set_xlabel("width (log2 axis)")
-                ax.set_ylabel(f"RMS of {kind}")
-                ax.grid(alpha=0.3)
-                if len(layers) <= 16:
-                    ax.legend(
-                        fontsize=6.5,
-                        loc="best",
-                        ncol=2 if len(layers) > 8 else 1,
-                        title="↑ grows with width",
-                        title_fontsize=6.5,
-                    )
+                _coord_panel(axes[i, j], cc, param, phase, kind)
         fig.tight_layout()
         for fmt in formats:
             path = out / f"coord_check_{kind}.{fmt}"
             fig.savefig(path, dpi=100)
             written.append(path)
-        plt.close(fig)
     return written
 
 

@@ -1,82 +1,19 @@
-"""Numerical core of the transfer analysis: quadratic fits in log2(HP) space.
+"""The joint fit of the transfer analysis: one moving bowl in log2(HP) over every proxy.
 
-Loss against log2(lr) (or any u-μP multiplier) is only locally quadratic, so every fit here is
-applied to points near the optimum. Two fits:
-
-- `fit_parabola`: one proxy, ``y ≈ β0 + β1·x + β2·x²``; optimum ``-β1 / (2β2)`` with a
-  delta-method standard error.
-- `fit_moving_bowl`: every proxy and seed at once, ``y ≈ a_p + b_p·(x − c0 − Σ_k d_k·u_pk)²``
-  with a per-proxy offset ``a_p`` and curvature ``b_p`` and a centre that moves linearly with
-  ``u = log2(width / width_ref)`` (and/or depth) at slope ``d`` = the drift per doubling.
-  Solved by Levenberg–Marquardt (numpy only) started from the per-proxy optima; standard errors
-  from ``s²·(JᵀJ)⁻¹`` (u-μP transfer as defined in arXiv 2407.17465 §4, measured as in μTransfer).
+Loss against log2(lr) (or any u-μP multiplier) is only locally quadratic, so the fit is applied
+to points near the optimum (each proxy's own optimum is `umup_sweep.fitting.log2_optimum`).
+`fit_moving_bowl` fits every proxy and seed at once, ``y ≈ a_p + b_p·(x − c0 − Σ_k d_k·u_pk)²``
+with a per-proxy offset ``a_p`` and curvature ``b_p`` and a centre that moves linearly with
+``u = log2(width / width_ref)`` (and/or depth) at slope ``d`` = the drift per doubling.
+Solved by Levenberg–Marquardt (numpy only) started from the per-proxy optima; standard errors
+from ``s²·(JᵀJ)⁻¹`` (u-μP transfer as defined in arXiv 2407.17465 §4, measured as in μTransfer).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
-
-
-@dataclass(frozen=True)
-class Parabola:
-    """A fitted ``y = β0 + β1·x + β2·x²`` and its optimum (NaN where it has none)."""
-
-    coef: tuple[float, float, float]
-    optimum: float
-    optimum_se: float
-    min_value: float
-    n_points: int
-
-    @property
-    def convex(self) -> bool:
-        """True when the parabola opens upward (it has a minimum)."""
-        return self.coef[2] > 0
-
-    def __call__(self, x: float | np.ndarray) -> float | np.ndarray:
-        b0, b1, b2 = self.coef
-        return b0 + b1 * x + b2 * x * x
-
-
-def fit_parabola(x: np.ndarray, y: np.ndarray) -> Parabola | None:
-    """Least-squares parabola through ``(x, y)``; None with fewer than 3 distinct x.
-
-    Args:
-        x: log2 HP values (repeats allowed: one per seed).
-        y: losses.
-
-    Example:
-        >>> p = fit_parabola(np.array([-1.0, 0.0, 1.0]), np.array([2.0, 1.0, 2.0]))
-        >>> round(p.optimum, 6), round(p.min_value, 6)
-        (0.0, 1.0)
-    """
-    x = np.asarray(x, dtype=float)
-    y = np.asarray(y, dtype=float)
-    if len(np.unique(x)) < 3:
-        return None
-    shift = float(np.mean(x))  # centre for conditioning
-    xs = x - shift
-    design = np.stack([np.ones_like(xs), xs, xs * xs], axis=1)
-    beta, *_ = np.linalg.lstsq(design, y, rcond=None)
-    resid = y - design @ beta
-    dof = len(y) - 3
-    s2 = float(resid @ resid) / dof if dof > 0 else math.nan
-    cov = s2 * np.linalg.pinv(design.T @ design)
-    c0, c1, c2 = (float(v) for v in beta)
-    # back to unshifted coefficients: y = c0 + c1 (x - s) + c2 (x - s)^2
-    coef = (c0 - c1 * shift + c2 * shift * shift, c1 - 2 * c2 * shift, c2)
-    if c2 > 0:
-        opt_shifted = -c1 / (2 * c2)
-        grad = np.array([0.0, -1 / (2 * c2), c1 / (2 * c2 * c2)])  # d(opt)/d(beta)
-        var = float(grad @ cov @ grad)
-        se = math.sqrt(var) if var >= 0 else math.nan
-        optimum = opt_shifted + shift
-        min_value = c0 - c1 * c1 / (4 * c2)
-    else:
-        optimum, se, min_value = math.nan, math.nan, math.nan
-    return Parabola(coef, float(optimum), float(se), float(min_value), len(y))
 
 
 @dataclass(frozen=True)

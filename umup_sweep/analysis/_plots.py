@@ -7,31 +7,25 @@ reference optimum — the picture of "does it transfer". One column per run × p
 precision, so `plot_runs([umup_run, sp_run])` gives the side-by-side u-μP vs SP figure, and a run
 with fp32 and fp8_sim trials gets a column per precision on a shared loss axis, the fp32 optima
 drawn as hollow markers in the fp8_sim drift panel and the precision verdict in its title.
+
+Pure: `transfer_figure` returns a `Figure` on its own Agg canvas (no pyplot, no global
+backend); `plot_runs` in `_analyze.py` saves it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib import transforms
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, FuncFormatter
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib import transforms  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FixedLocator, FuncFormatter  # noqa: E402
-
-from umup_sweep.analysis._run import PLOTS_DIR, precision_rank  # noqa: E402
-from umup_sweep.analysis._transfer import (  # noqa: E402
-    HPTransfer,
-    ProxyOptimum,
-    TransferReport,
-    analyze_run,
-)
+from umup_sweep.analysis._transfer import HPTransfer, ProxyOptimum
 
 PARAM_LABEL = {"umup": "u-μP", "sp": "SP", "mup": "μP"}
 
@@ -72,6 +66,85 @@ def _ylim(res: HPTransfer) -> tuple[float, float]:
     return lo - 0.05 * span, hi + 0.6 * span
 
 
+def _proxy_curve(ax: Axes, p: ProxyOptimum, i: int, colour: object, label: str, yhi: float) -> None:
+    """One proxy's curve: seed mean with its min–max band, grid best (dot), fitted optimum
+    (dashed), and markers on the top edge for diverged values and means above the view."""
+    top_edge = transforms.blended_transform_factory(ax.transData, ax.transAxes)
+    pts = [c for c in p.curve if c.mean is not None]
+    xs = np.array([c.log2 for c in pts])
+    if len(pts):
+        means = np.array([c.mean for c in pts], dtype=float)
+        ax.plot(xs, means, "-", color=colour, lw=1.8, label=label)
+        lows = np.array([c.min for c in pts], dtype=float)
+        highs = np.array([c.max for c in pts], dtype=float)
+        ax.fill_between(xs, lows, highs, color=colour, alpha=0.18, lw=0)
+    if p.grid_optimum_log2 is not None and p.best_loss is not None:
+        ax.plot(
+            [p.grid_optimum_log2],
+            [p.best_loss],
+            "o",
+            color=colour,
+            ms=7,
+            mec="black",
+            mew=0.8,
+            zorder=5,
+        )
+    if p.fit_optimum_log2 is not None and p.fit_method == "parabola":
+        ax.axvline(p.fit_optimum_log2, color=colour, ls="--", lw=1.0, alpha=0.9)
+    edge_y = 0.985 - 0.025 * i
+    div = [c.log2 for c in p.curve if c.n_diverged]
+    if div:
+        ax.plot(
+            div,
+            [edge_y] * len(div),
+            "x",
+            color=colour,
+            ms=8,
+            mew=2,
+            transform=top_edge,
+            clip_on=False,
+            zorder=6,
+        )
+    offplot = [c.log2 for c in pts if c.mean is not None and c.mean > yhi]
+    if offplot:
+        ax.plot(
+            offplot,
+            [edge_y] * len(offplot),
+            "^",
+            color=colour,
+            ms=5,
+            transform=top_edge,
+            clip_on=False,
+            alpha=0.7,
+        )
+
+
+def _reference_optimum(base: HPTransfer | None) -> float | None:
+    """The reference precision's fitted optimum at its widest proxy (None: none to show)."""
+    fitted = [p for p in base.per_proxy if p.fit_optimum_log2 is not None] if base else []
+    if not fitted:
+        return None
+    return max(fitted, key=lambda p: (p.width, p.depth)).fit_optimum_log2
+
+
+def _curves_legend(ax: Axes, base: HPTransfer | None, base_opt: float | None) -> None:
+    """The proxies' curves plus what the markers mean, outside the axes on the right."""
+    handles, labels = ax.get_legend_handles_labels()
+    handles += [
+        Line2D([], [], marker="o", ls="", color="grey", mec="black"),
+        Line2D([], [], ls="--", color="grey"),
+        Line2D([], [], marker="x", ls="", color="grey", mew=2),
+        Line2D([], [], marker="^", ls="", color="grey"),
+    ]
+    labels += ["grid best", "fitted optimum", "diverged", "mean above view"]
+    if base_opt is not None:
+        handles.append(Line2D([], [], ls=":", lw=2.0, color="tab:blue"))
+        labels.append(f"{base.precision} optimum" if base is not None else "")
+    ax.legend(
+        handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0
+    )
+
+
 def _curves_panel(
     ax: Axes,
     res: HPTransfer,
@@ -79,76 +152,16 @@ def _curves_panel(
     ylim: tuple[float, float] | None = None,
     base: HPTransfer | None = None,
 ) -> None:
-    cmap = plt.get_cmap("viridis")
+    """Loss against the HP, one curve per proxy (and the reference precision's optimum)."""
+    cmap = matplotlib.colormaps["viridis"]
     n = len(res.per_proxy)
-    top_edge = transforms.blended_transform_factory(ax.transData, ax.transAxes)
     ylo, yhi = ylim or _ylim(res)
     xs_all: list[float] = []
     for i, p in enumerate(res.per_proxy):
         colour = cmap(0.85 * i / max(n - 1, 1))
-        pts = [c for c in p.curve if c.mean is not None]
-        xs = np.array([c.log2 for c in pts])
+        _proxy_curve(ax, p, i, colour, _proxy_label(p, res.axes), yhi)
         xs_all += [c.log2 for c in p.curve]
-        if len(pts):
-            ax.plot(
-                xs,
-                np.array([c.mean for c in pts], dtype=float),
-                "-",
-                color=colour,
-                lw=1.8,
-                label=_proxy_label(p, res.axes),
-            )
-            ax.fill_between(
-                xs,
-                np.array([c.min for c in pts], dtype=float),
-                np.array([c.max for c in pts], dtype=float),
-                color=colour,
-                alpha=0.18,
-                lw=0,
-            )
-        if p.grid_optimum_log2 is not None and p.best_loss is not None:
-            ax.plot(
-                [p.grid_optimum_log2],
-                [p.best_loss],
-                "o",
-                color=colour,
-                ms=7,
-                mec="black",
-                mew=0.8,
-                zorder=5,
-            )
-        if p.fit_optimum_log2 is not None and p.fit_method == "parabola":
-            ax.axvline(p.fit_optimum_log2, color=colour, ls="--", lw=1.0, alpha=0.9)
-        div = [c.log2 for c in p.curve if c.n_diverged]
-        if div:
-            ax.plot(
-                div,
-                [0.985 - 0.025 * i] * len(div),
-                "x",
-                color=colour,
-                ms=8,
-                mew=2,
-                transform=top_edge,
-                clip_on=False,
-                zorder=6,
-            )
-        offplot = [c.log2 for c in pts if c.mean is not None and c.mean > yhi]
-        if offplot:
-            ax.plot(
-                offplot,
-                [0.985 - 0.025 * i] * len(offplot),
-                "^",
-                color=colour,
-                ms=5,
-                transform=top_edge,
-                clip_on=False,
-                alpha=0.7,
-            )
-    base_opt: float | None = None
-    if base is not None:  # the reference precision's optimum at its widest proxy, for comparison
-        fitted = [p for p in base.per_proxy if p.fit_optimum_log2 is not None]
-        if fitted:
-            base_opt = max(fitted, key=lambda p: (p.width, p.depth)).fit_optimum_log2
+    base_opt = _reference_optimum(base)
     if base_opt is not None:
         ax.axvline(base_opt, color="tab:blue", ls=":", lw=2.0, alpha=0.9)
     ax.set_ylim(ylo, yhi)
@@ -158,20 +171,7 @@ def _curves_panel(
     ax.set_xlabel(f"{res.hp} (log2 axis)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    handles, labels = ax.get_legend_handles_labels()
-    handles += [
-        plt.Line2D([], [], marker="o", ls="", color="grey", mec="black"),
-        plt.Line2D([], [], ls="--", color="grey"),
-        plt.Line2D([], [], marker="x", ls="", color="grey", mew=2),
-        plt.Line2D([], [], marker="^", ls="", color="grey"),
-    ]
-    labels += ["grid best", "fitted optimum", "diverged", "mean above view"]
-    if base_opt is not None:
-        handles.append(plt.Line2D([], [], ls=":", lw=2.0, color="tab:blue"))
-        labels.append(f"{base.precision} optimum" if base is not None else "")
-    ax.legend(
-        handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0
-    )
+    _curves_legend(ax, base, base_opt)
 
 
 def _optima(res: HPTransfer, axis: str, ref: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -283,13 +283,21 @@ def transfer_figure(panels: list[tuple[str, HPTransfer]], metric: str) -> Figure
     precision's drift panel also shows the reference precision's optima (hollow markers).
 
     Example:
-        >>> fig = transfer_figure([("lr_width", report.results["lr"]["umup"])], "val_loss")
-        ... # doctest: +SKIP
+        >>> import pandas as pd
+        >>> from umup_sweep.analysis import analyze_trials
+        >>> from umup_sweep.spec import HP_DEFAULTS
+        >>> rows = [HP_DEFAULTS | {"lr": 2.0**x, "width": w, "depth": 2, "seed": 0, "status": "ok",
+        ...                        "parametrization": "umup", "val_loss": 3 + 0.05 * (x + 1) ** 2}
+        ...         for w in (64, 128) for x in range(-4, 3)]
+        >>> res = analyze_trials(pd.DataFrame(rows), ["lr"])["lr"]["umup"]
+        >>> fig = transfer_figure([("demo", res)], "val_loss")
+        >>> fig.axes[0].get_title().splitlines()[0]
+        'lr — u-μP (demo): transfers'
     """
     ncol = len(panels)
-    fig, axes = plt.subplots(
-        2, ncol, figsize=(8.2 * ncol, 7.6), squeeze=False, gridspec_kw={"height_ratios": [2.2, 1]}
-    )
+    fig = Figure(figsize=(8.2 * ncol, 7.6))
+    FigureCanvasAgg(fig)  # its own canvas: no pyplot, no global backend
+    axes = fig.subplots(2, ncol, squeeze=False, gridspec_kw={"height_ratios": [2.2, 1]})
     ylims = _shared_ylims(panels)
     several = len({res.precision for _, res in panels}) > 1
     for j, (run, res) in enumerate(panels):
@@ -299,62 +307,3 @@ def transfer_figure(panels: list[tuple[str, HPTransfer]], metric: str) -> Figure
         _drift_panel(axes[1, j], res, base)
     fig.tight_layout()
     return fig
-
-
-def plot_hp(
-    panels: list[tuple[str, HPTransfer]], metric: str, stem: Path, formats: tuple[str, ...]
-) -> list[Path]:
-    """Draw `transfer_figure` and save it as ``stem.<fmt>`` for each format."""
-    fig = transfer_figure(panels, metric)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    for fmt in formats:
-        path = stem.with_suffix(f".{fmt}")
-        fig.savefig(path, dpi=110)
-        written.append(path)
-    plt.close(fig)
-    return written
-
-
-def plot_runs(
-    runs: Sequence[str | Path | TransferReport],
-    out_dir: str | Path | None = None,
-    formats: tuple[str, ...] = ("png", "svg"),
-    tolerance: float | None = None,
-) -> list[Path]:
-    """Plot one or more runs; several runs go side by side (e.g. u-μP vs SP).
-
-    Args:
-        runs: run directories (analysed now, `transfer.json` refreshed) or reports.
-        out_dir: where to write; default the first run's `plots/`.
-        formats: file types to write.
-        tolerance: override the transfer tolerance.
-
-    Returns:
-        The files written (`<hp>.png`/`.svg`; `<hp>_<run1>_vs_<run2>.*` for several runs).
-
-    Example:
-        >>> plot_runs(["runs/lr_width", "runs/sp_lr_width"])  # doctest: +SKIP
-        [PosixPath('runs/lr_width/plots/lr_lr_width_vs_sp_lr_width.png'), ...]
-    """
-    reports = [r if isinstance(r, TransferReport) else analyze_run(r, tolerance) for r in runs]
-    if not reports:
-        return []
-    out = Path(out_dir) if out_dir is not None else Path(reports[0].run_dir) / PLOTS_DIR
-    hps: list[str] = []
-    for rep in reports:
-        hps += [h for h in rep.results if h not in hps]
-    written: list[Path] = []
-    names = [rep.run for rep in reports]
-    for hp in hps:
-        panels = [
-            (rep.run, res)
-            for rep in reports
-            for res in sorted(
-                rep.results.get(hp, {}).values(),
-                key=lambda r: (r.parametrization, precision_rank(r.precision)),
-            )
-        ]
-        stem = hp if len(reports) == 1 else f"{hp}_{'_vs_'.join(names)}"
-        written += plot_hp(panels, reports[0].metric, out / stem, formats)
-    return written

@@ -3,8 +3,9 @@ the optimum (log2) of each lower precision (bf16, fp8_sim) from the reference (f
 gap at the two optima, and the gap when the reference's optimum HP is used at low precision.
 Written to the `precision` section of `transfer.json`.
 
-Both optima come from the same procedure as the per-proxy optimum of the transfer analysis
-(parabola in log2 HP around the grid argmin, on the same slice of the other HPs). Their standard
+Both optima are the transfer analysis's per-proxy optimum (`umup_sweep.fitting.log2_optimum`:
+parabola in log2 HP around the grid argmin, on the same slice of the other HPs; the per-proxy
+numbers are `_shift.py`'s). Their standard
 errors come from a parametric bootstrap of that procedure on both curves at once (each ok trial
 redrawn as its grid point's seed mean plus the line's seed noise), so a noisy argmin cannot pass
 for a confident shift. The shift is pooled over proxies by inverse variance, inflated by the
@@ -20,32 +21,22 @@ proxy's gap interval stays below the threshold, else *inconclusive*.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from umup_sweep.analysis._fit import fit_parabola
+from umup_sweep.analysis._points import N_BOOT, Z, finite_or_none
 from umup_sweep.analysis._run import (
     DEFAULT_PRECISION_LOSS_THRESHOLD,
     DEFAULT_PRECISION_TOLERANCE,
     precision_rank,
 )
-from umup_sweep.analysis._transfer import (
-    N_BOOT,
-    HPTransfer,
-    Z,
-    _curve,
-    _opt,
-    _Points,
-    _points,
-    result_key,
-)
-from umup_sweep.spec import HP_NAMES
-
-SE_FLOOR = 0.01  # log2: floor on a proxy's shift se in the pooled mean (noise-free inputs)
+from umup_sweep.analysis._shift import Line, compare_lines, pool_shifts, proxy_line
+from umup_sweep.analysis._transfer import HPTransfer, ProxyOptimum, result_key
+from umup_sweep.fitting import FIT_WINDOW
 
 
 @dataclass
@@ -227,171 +218,71 @@ def precision_verdict(
     return "inconclusive"
 
 
-# --- one proxy ------------------------------------------------------------------------------
-
-
-@dataclass
-class _Line:
-    """One precision's trials along the swept HP at one proxy, ready for the estimates."""
-
-    pts: _Points
-    sigma: float  # seed noise per trial (nan when it cannot be told)
-    n_ok: int
-    n_diverged: int
-    n_failed: int
-
-    @property
-    def usable(self) -> bool:
-        return bool(len(self.pts.grid)) and bool(self.pts.eligible.any())
-
-
-@dataclass
-class _Estimate:
-    """Optimum (log2), loss there, and the loss at any log2 HP, from one set of metric values."""
-
-    optimum: float
-    loss: float
-    loss_at: Callable[[float], float]
-
-
-def _estimate(pts: _Points, y: np.ndarray, window: int) -> _Estimate:
-    """The transfer analysis's per-proxy optimum (parabola around the grid argmin, grid argmin
-    as fallback), plus the loss curve: the parabola inside its window, the seed means linearly
-    interpolated outside it."""
-    i, mask = pts.window(y, window)
-    means = pts.means(y)
-    el = pts.eligible
-
-    def interp(x: float) -> float:
-        return float(np.interp(x, pts.grid[el], means[el]))
-
-    wx, wy = pts.x[mask], y[mask]
-    lo, hi = float(wx.min()) - 1e-9, float(wx.max()) + 1e-9
-    fit = fit_parabola(wx, wy)
-    if fit is not None and fit.convex and lo <= fit.optimum <= hi:
-        par = fit
-
-        def at(x: float) -> float:
-            return float(par(x)) if lo <= x <= hi else interp(x)
-
-        return _Estimate(float(fit.optimum), float(fit.min_value), at)
-    return _Estimate(float(pts.grid[i]), float(means[i]), interp)
-
-
-def _line_noise(pts: _Points, window: int) -> float:
-    """Pooled seed-to-seed std over the line's grid points, else the parabola's residual std."""
-    means = pts.means(pts.y)
-    counts = np.bincount(pts.gidx, minlength=len(pts.grid))
-    dof = int((counts - 1).clip(min=0).sum())
-    if dof > 0:
-        return math.sqrt(float(((pts.y - means[pts.gidx]) ** 2).sum()) / dof)
-    _, mask = pts.window(pts.y, window)
-    fit = fit_parabola(pts.x[mask], pts.y[mask])
-    n = int(mask.sum())
-    if fit is None or n <= 3:
-        return math.nan
-    resid = pts.y[mask] - np.asarray(fit(pts.x[mask]))
-    return math.sqrt(float((resid**2).sum()) / (n - 3))
-
-
-def _select(
-    df: pd.DataFrame, width: int, depth: int, hp: str, fixed: dict[str, float]
-) -> pd.DataFrame:
-    """Trials at one proxy with every HP except ``hp`` at its ``fixed`` value."""
-    keep = (df["width"] == width) & (df["depth"] == depth)
-    for h in HP_NAMES:
-        if h != hp and h in fixed:
-            keep &= np.isclose(df[h].to_numpy(float), fixed[h], rtol=1e-7, atol=0.0)
-    return df[keep]
-
-
-def _line(df: pd.DataFrame, hp: str, metric: str) -> _Line | None:
-    """The line's points and noise (None: fewer than 3 distinct HP values)."""
-    if df[hp].round(12).nunique() < 3:
-        return None
-    curve = _curve(df, hp, metric)
-    pts = _points(df, hp, metric, curve)
-    return _Line(
-        pts=pts,
-        sigma=_line_noise(pts, 2) if len(pts.grid) else math.nan,
-        n_ok=sum(c.n_ok for c in curve),
-        n_diverged=sum(c.n_diverged for c in curve),
-        n_failed=sum(c.n_failed for c in curve),
-    )
-
-
-def _half_range(values: list[float]) -> float:
-    """Half the 16–84% range: a standard error that tolerates a few wild replicates."""
-    lo, hi = np.percentile(np.asarray(values), [15.87, 84.13])
-    return float(hi - lo) / 2
-
-
-def _compare_proxy(
-    ref: _Line,
-    low: _Line,
-    window: int,
-    n_boot: int,
-    rng: np.random.Generator,
-) -> dict[str, float | None]:
-    """Shift, gaps and their bootstrap standard errors at one proxy."""
-    e_ref = _estimate(ref.pts, ref.pts.y, window)
-    e_low = _estimate(low.pts, low.pts.y, window)
-
-    def numbers(a: _Estimate, b: _Estimate) -> tuple[float, float, float, float]:
-        at_ref = b.loss_at(a.optimum)
-        return b.optimum - a.optimum, b.loss - a.loss, at_ref - a.loss, at_ref
-
-    shift, gap, gap_ref, at_ref = numbers(e_ref, e_low)
-    ses: list[float | None] = [None, None, None]
-    sigmas = (ref.sigma, low.sigma)
-    if n_boot > 0 and all(math.isfinite(s) for s in sigmas):
-        truths = [line.pts.means(line.pts.y)[line.pts.gidx] for line in (ref, low)]
-        draws: list[tuple[float, float, float]] = []
-        for _ in range(n_boot):
-            ys = [t + s * rng.standard_normal(len(t)) for t, s in zip(truths, sigmas, strict=True)]
-            try:
-                est = [
-                    _estimate(line.pts, y, window) for line, y in zip((ref, low), ys, strict=True)
-                ]
-            except (ValueError, np.linalg.LinAlgError):
-                continue
-            d = numbers(est[0], est[1])[:3]
-            if all(math.isfinite(v) for v in d):
-                draws.append(d)
-        if len(draws) >= 0.8 * n_boot:
-            ses = [_half_range([d[k] for d in draws]) for k in range(3)]
-        else:
-            ses = [math.inf] * 3
-    return {
-        "reference_optimum_log2": e_ref.optimum,
-        "optimum_log2": e_low.optimum,
-        "shift_log2": shift,
-        "shift_se": ses[0],
-        "reference_loss": e_ref.loss,
-        "loss": e_low.loss,
-        "gap": gap,
-        "gap_se": ses[1],
-        "loss_at_reference_optimum": at_ref,
-        "gap_at_reference_optimum": gap_ref,
-        "gap_at_reference_optimum_se": ses[2],
-        "regret": at_ref - e_low.loss,
-    }
-
-
 # --- one HP ---------------------------------------------------------------------------------
 
 
-def _pool(shifts: list[tuple[float, float]]) -> tuple[float, float]:
-    """Inverse-variance mean of per-proxy shifts and its se, inflated by the Birge ratio
-    (√(χ²/(k−1)) when > 1) so proxies that disagree widen the error bar."""
-    s = np.array([v for v, _ in shifts])
-    w = 1.0 / np.maximum(np.array([e for _, e in shifts]), SE_FLOOR) ** 2
-    mean = float((w * s).sum() / w.sum())
-    se = math.sqrt(1.0 / float(w.sum()))
-    if len(s) > 1:
-        chi2 = float((w * (s - mean) ** 2).sum())
-        se *= max(1.0, math.sqrt(chi2 / (len(s) - 1)))
-    return mean, se
+def _proxy_lines(
+    ref_df: pd.DataFrame,
+    low_df: pd.DataFrame,
+    ref_opt: ProxyOptimum,
+    low_fixed: dict[tuple[int, int], dict[str, float]],
+    hp: str,
+    metric: str,
+    notes: list[str],
+) -> tuple[Line | None, Line | None, dict[str, float]]:
+    """Both precisions' lines at one proxy, on the reference's slice of the other HPs (the low
+    precision's own slice, with a note, when it did not sweep the reference's)."""
+    w, d = ref_opt.width, ref_opt.depth
+    ref_line = proxy_line(ref_df, w, d, hp, ref_opt.fixed, metric)
+    fixed = ref_opt.fixed
+    low_line = proxy_line(low_df, w, d, hp, fixed, metric)
+    if low_line is None and (w, d) in low_fixed:
+        fixed = low_fixed[(w, d)]
+        low_line = proxy_line(low_df, w, d, hp, fixed, metric)
+        if low_line is not None:
+            precision = str(low_df["precision"].iloc[0])
+            notes.append(
+                f"{w}x{d}: {precision} did not sweep {hp} at the reference's other HPs; "
+                f"compared on its own slice {fixed}"
+            )
+    return ref_line, low_line, fixed
+
+
+def _proxy_comparison(
+    width: int,
+    depth: int,
+    fixed: dict[str, float],
+    ref_line: Line,
+    low_line: Line,
+    tolerance: float,
+    loss_threshold: float,
+    window: int,
+    n_boot: int,
+    rng: np.random.Generator,
+) -> PrecisionProxy:
+    """One proxy's numbers and verdict (`degrades` when no low-precision trial finished)."""
+    counts = {
+        "n_ok": low_line.n_ok,
+        "n_diverged": low_line.n_diverged,
+        "n_failed": low_line.n_failed,
+    }
+    if not low_line.usable:
+        return PrecisionProxy(
+            width, depth, dict(fixed), None, None, None, None, None, None, None, None, None,
+            None, None, None, "degrades", **counts,
+        )  # fmt: skip
+    num = compare_lines(ref_line, low_line, window, n_boot, rng)
+    verdict = precision_verdict(
+        num["shift_log2"], num["shift_se"], [(num["gap"], num["gap_se"])], tolerance, loss_threshold
+    )
+    return PrecisionProxy(
+        width=width,
+        depth=depth,
+        fixed=dict(fixed),
+        verdict=verdict,
+        **{k: finite_or_none(v) for k, v in num.items()},  # type: ignore[arg-type]
+        **counts,
+    )
 
 
 def compare_hp(
@@ -402,7 +293,7 @@ def compare_hp(
     metric: str,
     tolerance: float = DEFAULT_PRECISION_TOLERANCE,
     loss_threshold: float = DEFAULT_PRECISION_LOSS_THRESHOLD,
-    window: int = 2,
+    window: int = FIT_WINDOW,
     n_boot: int = N_BOOT,
     seed: int = 0,
 ) -> PrecisionComparison:
@@ -417,8 +308,9 @@ def compare_hp(
         loss_threshold: gap at the optimum (metric units) beyond which it degrades.
         window: grid points either side of the argmin in the parabola fits.
         n_boot: bootstrap replicates for the standard errors (0: none, so never `holds`).
+        seed: seed of the bootstrap's random numbers.
     """
-    hp, param = ref_res.hp, ref_res.parametrization
+    hp = ref_res.hp
     precision = str(low_df["precision"].iloc[0]) if len(low_df) else "?"
     rng = np.random.default_rng(seed)
     notes: list[str] = []
@@ -426,57 +318,24 @@ def compare_hp(
     low_fixed = {(p.width, p.depth): p.fixed for p in (low_res.per_proxy if low_res else [])}
     for ref_opt in ref_res.per_proxy:
         w, d = ref_opt.width, ref_opt.depth
-        ref_line = _line(_select(ref_df, w, d, hp, ref_opt.fixed), hp, metric)
-        fixed = ref_opt.fixed
-        low_line = _line(_select(low_df, w, d, hp, fixed), hp, metric)
-        if low_line is None and (w, d) in low_fixed:
-            fixed = low_fixed[(w, d)]
-            low_line = _line(_select(low_df, w, d, hp, fixed), hp, metric)
-            if low_line is not None:
-                notes.append(
-                    f"{w}x{d}: {precision} did not sweep {hp} at the reference's other HPs; "
-                    f"compared on its own slice {fixed}"
-                )
+        ref_line, low_line, fixed = _proxy_lines(
+            ref_df, low_df, ref_opt, low_fixed, hp, metric, notes
+        )
         if ref_line is None or not ref_line.usable:
             continue
         if low_line is None:
             notes.append(f"{w}x{d}: {precision} has no {hp} line (≥ 3 values) here")
             continue
-        counts = {
-            "n_ok": low_line.n_ok,
-            "n_diverged": low_line.n_diverged,
-            "n_failed": low_line.n_failed,
-        }
         if not low_line.usable:
             notes.append(f"{w}x{d}: every {precision} trial diverged or failed")
-            per_proxy.append(
-                PrecisionProxy(
-                    w, d, dict(fixed), None, None, None, None, None, None, None, None, None,
-                    None, None, None, "degrades", **counts,
-                )
-            )  # fmt: skip
-            continue
-        num = _compare_proxy(ref_line, low_line, window, n_boot, rng)
-        verdict = precision_verdict(
-            num["shift_log2"],
-            num["shift_se"],
-            [(num["gap"], num["gap_se"])],
-            tolerance,
-            loss_threshold,
-        )
         per_proxy.append(
-            PrecisionProxy(
-                width=w,
-                depth=d,
-                fixed=dict(fixed),
-                verdict=verdict,
-                **{k: _opt(v) if v is not None else None for k, v in num.items()},  # type: ignore[arg-type]
-                **counts,
+            _proxy_comparison(
+                w, d, fixed, ref_line, low_line, tolerance, loss_threshold, window, n_boot, rng
             )
         )
     result = PrecisionComparison(
         hp=hp,
-        parametrization=param,
+        parametrization=ref_res.parametrization,
         precision=precision,
         reference=ref_res.precision,
         per_proxy=per_proxy,
@@ -510,7 +369,7 @@ def _judge(c: PrecisionComparison) -> None:
     ]
     gaps = [(p.gap, p.gap_se) for p in live]
     if shifts and len(shifts) == len(live):
-        c.shift_log2, c.shift_se = _pool(shifts)  # type: ignore[arg-type]
+        c.shift_log2, c.shift_se = pool_shifts(shifts)  # type: ignore[arg-type]
         c.shift_ci = (c.shift_log2 - Z * c.shift_se, c.shift_log2 + Z * c.shift_se)
     known_gaps = [g for g, _ in gaps if g is not None]
     c.max_gap = max(known_gaps) if known_gaps else None
@@ -555,7 +414,7 @@ def compare_precisions(
     metric: str = "val_loss",
     tolerance: float = DEFAULT_PRECISION_TOLERANCE,
     loss_threshold: float = DEFAULT_PRECISION_LOSS_THRESHOLD,
-    window: int = 2,
+    window: int = FIT_WINDOW,
     n_boot: int = N_BOOT,
 ) -> PrecisionReport:
     """Compare every lower precision with the reference (fp32, else the highest present).
@@ -567,10 +426,18 @@ def compare_precisions(
         results: `analyze_trials` output for the same trials.
         metric, tolerance, loss_threshold, window, n_boot: see `compare_hp`.
 
-    Example:
-        >>> results = analyze_trials(trials, ["lr"])  # doctest: +SKIP
-        >>> report = compare_precisions(trials, results)  # doctest: +SKIP
-        >>> report.get("lr", "umup", "fp8_sim").verdict  # doctest: +SKIP
+    Example (fp8_sim trials identical to fp32's):
+        >>> import pandas as pd
+        >>> from umup_sweep.analysis import analyze_trials
+        >>> from umup_sweep.spec import HP_DEFAULTS
+        >>> rows = [HP_DEFAULTS | {"lr": 2.0**x, "width": w, "depth": 2, "seed": s,
+        ...                        "status": "ok", "parametrization": "umup", "precision": p,
+        ...                        "val_loss": 3 + 0.05 * (x + 1) ** 2 + 0.001 * (-1) ** (s + x)}
+        ...         for p in ("fp32", "fp8_sim") for w in (64, 128) for s in (0, 1)
+        ...         for x in range(-4, 3)]
+        >>> trials = pd.DataFrame(rows)
+        >>> report = compare_precisions(trials, analyze_trials(trials, ["lr"]), n_boot=50)
+        >>> report.get("lr", "umup", "fp8_sim").verdict
         'holds'
     """
     if "precision" not in trials.columns:

@@ -21,11 +21,13 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from umup_sweep.analysis._analyze import TransferReport, analyze_run
 from umup_sweep.analysis._precision import PrecisionReport
-from umup_sweep.analysis._run import RECOMMENDED_FILE, RunData, load_run, precision_rank
-from umup_sweep.analysis._transfer import HPTransfer, TransferReport, analyze_run, result_key
+from umup_sweep.analysis._run import RunData, load_run, precision_rank
+from umup_sweep.analysis._transfer import HPTransfer, result_key
 from umup_sweep.errors import UserError
 from umup_sweep.spec import HP_NAMES, MODEL_HPS, ModelSpec
+from umup_sweep.store import RECOMMENDED_FILE
 
 MAX_EXTRAPOLATION_DOUBLINGS = 4  # beyond this the drift line is a guess, not a measurement
 TRAIN_KEYS_TO_CARRY = (
@@ -133,52 +135,50 @@ def best_config(trials: pd.DataFrame, metric: str) -> tuple[dict[str, float], di
 
 
 def _group_name(name: str) -> str:
-    """Collapse layer indices: `blocks.3.attn.qkv.weight` → `blocks.*.attn.qkv.weight`."""
+    """Collapse layer indices: `blocks.3.attn.qkv.weight` → `blocks.*.attn.qkv.weight`.
+
+    Example:
+        >>> _group_name("blocks.3.attn.qkv.weight")
+        'blocks.*.attn.qkv.weight'
+    """
     return re.sub(r"\.\d+(?=\.|$)", ".*", name)
 
 
-def optimizer_groups(spec: ModelSpec, lr: float, weight_decay: float) -> list[dict[str, Any]]:
+def _param_groups(spec: ModelSpec, lr: float, weight_decay: float) -> list[dict[str, Any]]:
     """Effective learning rate and weight decay per parameter group of the target model.
 
-    Builds the target on the meta device (no memory), asks the project's `make_optimizer` for
-    its param groups, and names each group by its parameters (layer indices collapsed).
+    The per-tensor values are `lr_table`'s (the project's optimizer on the target built on the
+    meta device); tensors that differ only by layer index and share lr and weight decay are
+    one group, listed in the optimizer's group order.
 
     Example:
-        >>> groups = optimizer_groups(ModelSpec(width=4096, depth=32, head_dim=128), 0.5, 0.0)
-        ... # doctest: +SKIP
-        >>> groups[0]["params"], groups[0]["lr"]  # doctest: +SKIP
-        ('embed.weight', 0.0078125)
+        >>> groups = _param_groups(ModelSpec(width=64, depth=2, head_dim=16), 0.5, 0.0)
+        >>> groups[0]["params"], groups[0]["lr"], groups[0]["tensors"]
+        ('embedding.weight', 0.0625, 1)
     """
-    import torch
+    from umup_sweep.models import lr_table
 
-    from umup_sweep.models import build_model, make_optimizer
-
-    with torch.device("meta"):
-        model = build_model(spec)
-    opt = make_optimizer(model, lr=lr, weight_decay=weight_decay)
-    names = {id(p): n for n, p in model.named_parameters()}
+    rows = lr_table(spec, lr=lr, weight_decay=weight_decay)
     merged: dict[tuple[str, float, float], dict[str, Any]] = {}
-    for group in opt.param_groups:
-        for p in group["params"]:
-            full = names.get(id(p), "?")
-            pattern = _group_name(full)
-            g_lr, g_wd = float(group["lr"]), float(group.get("weight_decay", 0.0))
-            key = (pattern, g_lr, g_wd)
-            entry = merged.setdefault(
-                key,
-                {
-                    "params": pattern,
-                    "role": getattr(p, "role", None),
-                    "shape": list(p.shape),
-                    "depth_scale": getattr(p, "depth_scale", None),
-                    "tensors": 0,
-                    "lr": g_lr,
-                    "weight_decay": g_wd,
-                    "decay_per_step": g_lr * g_wd,
-                },
-            )
-            entry["tensors"] += 1
-    return list(merged.values())
+    first: dict[tuple[float, float], int] = {}  # optimizer group order: first appearance
+    for row in rows:
+        pattern, g_lr, g_wd = _group_name(row["name"]), row["lr"], row["weight_decay"]
+        first.setdefault((g_lr, g_wd), len(first))
+        entry = merged.setdefault(
+            (pattern, g_lr, g_wd),
+            {
+                "params": pattern,
+                "role": row["role"],
+                "shape": list(row["shape"]),
+                "depth_scale": row["depth"],
+                "tensors": 0,
+                "lr": g_lr,
+                "weight_decay": g_wd,
+                "decay_per_step": g_lr * g_wd,
+            },
+        )
+        entry["tensors"] += 1
+    return sorted(merged.values(), key=lambda e: first[(e["lr"], e["weight_decay"])])
 
 
 def _paste_block(spec: ModelSpec, hps: dict[str, float], train: dict[str, Any]) -> str:
@@ -209,12 +209,39 @@ def _carry_value(
 
     With `use_fit` (a one-HP sweep, where the analysed line *is* the best config's line) the
     proxy value is the sub-grid parabola optimum at the source proxy, not the grid point.
+
+    Example:
+        >>> _carry_value("lr", 0.5, None, {}, {}, [], "umup")
+        (0.5, {'proxy_value': 0.5, 'verdict': 'not analysed'})
     """
     ev: dict[str, Any] = {"proxy_value": value}
     if res is None:
         ev["verdict"] = "not analysed"
         return value, ev
-    ev |= {
+    ev |= _transfer_evidence(res)
+    src_opt = next(
+        (p for p in res.per_proxy if (p.width, p.depth) == (src["width"], src["depth"])), None
+    )
+    if src_opt is not None:
+        if use_fit and src_opt.fit_method == "parabola" and src_opt.fit_optimum_log2 is not None:
+            ev["grid_value"] = value
+            value = 2.0**src_opt.fit_optimum_log2
+            ev["proxy_value"] = value
+            ev["proxy_value_from"] = "parabola fit in log2 at the source proxy"
+        if src_opt.at_edge:
+            warnings.append(
+                f"{hp}: the best value at {src['width']}x{src['depth']} is at the edge of the "
+                "swept range; the true optimum may lie beyond it: extend the grid"
+            )
+    if not res.drift:
+        warnings.append(f"{hp}: transfer not tested ({res.reason}); using the proxy value as is")
+        return value, ev
+    return _along_drift(hp, value, res, src, target, param, ev, warnings), ev
+
+
+def _transfer_evidence(res: HPTransfer) -> dict[str, Any]:
+    """The transfer analysis of one HP, as `recommended.yaml` shows it."""
+    return {
         "verdict": res.verdict,
         "reason": res.reason,
         "drift": {a: {"slope": d.slope, "se": d.se} for a, d in res.drift.items()},
@@ -222,31 +249,24 @@ def _carry_value(
         "optima_log2": [p.fit_optimum_log2 for p in res.per_proxy],
         "tolerance": res.tolerance,
     }
-    src_opt = next(
-        (p for p in res.per_proxy if (p.width, p.depth) == (src["width"], src["depth"])), None
-    )
-    if (
-        use_fit
-        and src_opt is not None
-        and src_opt.fit_method == "parabola"
-        and src_opt.fit_optimum_log2 is not None
-    ):
-        ev["grid_value"] = value
-        value = 2.0**src_opt.fit_optimum_log2
-        ev["proxy_value"] = value
-        ev["proxy_value_from"] = "parabola fit in log2 at the source proxy"
-    if src_opt is not None and src_opt.at_edge:
-        warnings.append(
-            f"{hp}: the best value at {src['width']}x{src['depth']} is at the edge of the swept "
-            "range; the true optimum may lie beyond it: extend the grid"
-        )
-    if not res.drift:
-        warnings.append(f"{hp}: transfer not tested ({res.reason}); using the proxy value as is")
-        return value, ev
+
+
+def _along_drift(
+    hp: str,
+    value: float,
+    res: HPTransfer,
+    src: dict[str, Any],
+    target: dict[str, int],
+    param: str,
+    ev: dict[str, Any],
+    warnings: list[str],
+) -> float:
+    """The proxy value moved along the fitted drift to the target (or carried as is when it
+    transfers, or when the drift is indistinguishable from zero); notes it in `ev`."""
     shift = sum(d.slope * math.log2(target[a] / src[a]) for a, d in res.drift.items())
     if res.verdict == "transfers" and param != "sp":
         ev["extrapolated"] = False
-        return value, ev
+        return value
     nonzero = any(d.ci[0] > 0 or d.ci[1] < 0 for d in res.drift.values())
     if param != "sp" and not nonzero:
         # Inconclusive and not distinguishable from zero: a noisy slope times many doublings
@@ -257,7 +277,7 @@ def _carry_value(
             f"from zero, so {value:.4g} is carried as is (along the fit it would be "
             f"{value * 2.0**shift:.4g}); add seeds or widths to decide"
         )
-        return value, ev
+        return value
     new = value * 2.0**shift
     ev |= {"extrapolated": True, "shift_log2": shift}
     loud = "SP: the optimal LR does NOT transfer across width. " if param == "sp" else ""
@@ -266,7 +286,7 @@ def _carry_value(
         f"{shift:+.2f} log2 from {value:.4g} at {src['width']}x{src['depth']} to {new:.4g}; "
         "confirm on a mid-size proxy"
     )
-    return new, ev
+    return new
 
 
 def _precision_evidence(
@@ -340,20 +360,10 @@ def recommend(
     if width <= 0 or depth <= 0:
         raise UserError(f"--width and --depth must be positive, got {width} and {depth}")
     report = report or analyze_run(run, tolerance, write=False)
-    params = sorted(run.trials["parametrization"].unique())
-    param = run.base.parametrization if run.base is not None else params[0]
-    trials = run.trials[run.trials["parametrization"] == param]
-    if trials.empty:
-        param, trials = params[0], run.trials[run.trials["parametrization"] == params[0]]
-    # HPs come from the highest precision (the reference, fp32); lower ones are checked against it
-    precision = min((str(p) for p in trials["precision"]), key=precision_rank)
-    trials = trials[trials["precision"] == precision]
+    param, precision, trials, warnings = _reference_trials(run)
     hps, src = best_config(trials, run.metric)
     src["precision"] = precision
     target = {"width": width, "depth": depth}
-    warnings: list[str] = []
-    if len(params) > 1:
-        warnings.append(f"the run holds {params}: recommending for {param}")
     evidence: dict[str, Any] = {}
     checks: list[str] = []
     for hp in run.swept:
@@ -365,39 +375,10 @@ def recommend(
             checks += _precision_evidence(
                 hp, hps[hp], param, precision, report.precision, evidence[hp], warnings
             )
-    if param == "sp" and not any("does NOT transfer" in w for w in warnings):
-        warnings.append(
-            "SP: the optimal LR does NOT transfer across width; the recommended lr is "
-            "the proxy's and is likely too large for the target"
-        )
-    widest, deepest = int(run.trials["width"].max()), int(run.trials["depth"].max())
-    for axis, big, tgt in (("width", widest, width), ("depth", deepest, depth)):
-        if tgt > big and math.log2(tgt / big) > MAX_EXTRAPOLATION_DOUBLINGS:
-            warnings.append(
-                f"target {axis} {tgt} is {math.log2(tgt / big):.1f} doublings beyond the largest "
-                f"proxy ({big}); more than {MAX_EXTRAPOLATION_DOUBLINGS} is an extrapolation: "
-                f"add a {'wider' if axis == 'width' else 'deeper'} proxy"
-            )
-    tested_axes = {a for r in report.results.values() for x in r.values() for a in x.drift}
-    if "depth" not in tested_axes and depth not in set(run.trials["depth"]):
-        warnings.append(
-            f"depth transfer was not tested (proxies at depth {sorted(set(run.trials['depth']))}, "
-            f"target {depth}); relying on u-μP's depth scaling rules"
-        )
-    base = run.base or ModelSpec(parametrization=param)  # type: ignore[arg-type]
+    warnings += _scope_warnings(run, report, param, target, warnings)
+    spec = _target_spec(run, param, hps, target)
     try:
-        spec = dataclasses.replace(
-            base,
-            width=width,
-            depth=depth,
-            n_heads=None,
-            parametrization=param,
-            **{h: hps[h] for h in MODEL_HPS},  # type: ignore[arg-type]
-        )
-    except ValueError as exc:
-        raise UserError(f"target width {width}: {exc}") from None
-    try:
-        groups = optimizer_groups(spec, hps["lr"], hps["weight_decay"])
+        groups = _param_groups(spec, hps["lr"], hps["weight_decay"])
     except ImportError as exc:
         groups = []
         warnings.append(f"per-group learning rates unavailable ({exc})")
@@ -420,3 +401,65 @@ def recommend(
     )
     rec.write(out if out is not None else run.path / RECOMMENDED_FILE)
     return rec
+
+
+def _reference_trials(run: RunData) -> tuple[str, str, pd.DataFrame, list[str]]:
+    """The trials the HP values come from: the sweep's parametrization (else the first one
+    present) at the highest precision present (the reference; lower ones are checked
+    against it). Returns (parametrization, precision, trials, warnings)."""
+    params = sorted(run.trials["parametrization"].unique())
+    param = run.base.parametrization if run.base is not None else params[0]
+    trials = run.trials[run.trials["parametrization"] == param]
+    if trials.empty:
+        param, trials = params[0], run.trials[run.trials["parametrization"] == params[0]]
+    precision = min((str(p) for p in trials["precision"]), key=precision_rank)
+    warnings = [f"the run holds {params}: recommending for {param}"] if len(params) > 1 else []
+    return param, precision, trials[trials["precision"] == precision], warnings
+
+
+def _scope_warnings(
+    run: RunData,
+    report: TransferReport,
+    param: str,
+    target: dict[str, int],
+    warnings: list[str],
+) -> list[str]:
+    """Warnings about the target as a whole (given those about single HPs so far): SP's LR,
+    a target far beyond the largest proxy, a depth the sweep did not test."""
+    out = []
+    if param == "sp" and not any("does NOT transfer" in w for w in warnings):
+        out.append(
+            "SP: the optimal LR does NOT transfer across width; the recommended lr is "
+            "the proxy's and is likely too large for the target"
+        )
+    for axis in ("width", "depth"):
+        big, tgt = int(run.trials[axis].max()), target[axis]
+        if tgt > big and math.log2(tgt / big) > MAX_EXTRAPOLATION_DOUBLINGS:
+            out.append(
+                f"target {axis} {tgt} is {math.log2(tgt / big):.1f} doublings beyond the largest "
+                f"proxy ({big}); more than {MAX_EXTRAPOLATION_DOUBLINGS} is an extrapolation: "
+                f"add a {'wider' if axis == 'width' else 'deeper'} proxy"
+            )
+    tested_axes = {a for r in report.results.values() for x in r.values() for a in x.drift}
+    depths = set(run.trials["depth"])
+    if "depth" not in tested_axes and target["depth"] not in depths:
+        out.append(
+            f"depth transfer was not tested (proxies at depth {sorted(depths)}, "
+            f"target {target['depth']}); relying on u-μP's depth scaling rules"
+        )
+    return out
+
+
+def _target_spec(
+    run: RunData, param: str, hps: dict[str, float], target: dict[str, int]
+) -> ModelSpec:
+    """The target model: the sweep's base proxy at the target size, with the chosen HPs."""
+    # parametrization and the HPs come from the trials table (plain str/float)
+    changes: dict[str, Any] = {"parametrization": param, **{h: hps[h] for h in MODEL_HPS}}
+    try:
+        base = run.base or ModelSpec(**changes)
+        return dataclasses.replace(
+            base, width=target["width"], depth=target["depth"], n_heads=None, **changes
+        )
+    except ValueError as exc:
+        raise UserError(f"target width {target['width']}: {exc}") from None

@@ -1,15 +1,19 @@
-"""`runs/X/report.md`: the human-readable summary of a run (plots, transfer table, verdict,
-recommendation, trial counts), written with relative links so it opens anywhere."""
+"""The text of `runs/X/report.md`: the human-readable summary of a run (plots, transfer table,
+verdict, recommendation, trial counts), with relative links so it opens anywhere. Pure: the
+file is written by `write_report` in `_analyze.py`."""
 
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import yaml
+from umup_sweep.analysis._transfer import HPTransfer
+from umup_sweep.store import RECOMMENDED_FILE, TRANSFER_FILE
 
-from umup_sweep.analysis._run import PLOTS_DIR, RECOMMENDED_FILE, REPORT_FILE, TRANSFER_FILE
-from umup_sweep.analysis._transfer import HPTransfer, TransferReport
+if TYPE_CHECKING:
+    from umup_sweep.analysis._analyze import TransferReport
 
 PARAM_LABEL = {"umup": "u-μP", "sp": "SP", "mup": "μP"}
 
@@ -118,24 +122,43 @@ def _sf(v: float | None, digits: int = 3) -> str:
     return "–" if v is None or not math.isfinite(v) else f"{v:+.{digits}f}"
 
 
-def write_report(
-    report: TransferReport, plots: list[Path] | None = None, out: str | Path | None = None
-) -> Path:
-    """Write `report.md` for an analysed run; returns its path.
+def _recommendation_section(recommended: dict[str, Any] | None, run_dir: Path) -> list[str]:
+    """The target's hyperparameters from `recommended.yaml` (its mapping), or how to get them."""
+    lines = ["## Recommendation", ""]
+    if recommended is None:
+        return lines + [
+            "None yet: run `umup-sweep recommend "
+            f"{run_dir} --width W --depth L` to write {RECOMMENDED_FILE}.",
+            "",
+        ]
+    target = recommended.get("target", {})
+    lines.append(
+        f"For a target of width {target.get('width')} × depth {target.get('depth')} "
+        f"([{RECOMMENDED_FILE}]({RECOMMENDED_FILE})):"
+    )
+    lines.append("")
+    for hp, v in (recommended.get("hyperparameters") or {}).items():
+        lines.append(f"- `{hp}` = {v:.6g}")
+    for w in recommended.get("warnings") or []:
+        lines.append(f"- ⚠ {w}")
+    lines.append("")
+    return lines
+
+
+def report_markdown(
+    report: TransferReport,
+    plots: list[Path],
+    path: Path,
+    recommended: dict[str, Any] | None = None,
+) -> str:
+    """The text of `report.md` for an analysed run (written by `write_report`).
 
     Args:
-        report: the run's transfer analysis (`analyze_run`).
-        plots: image files to embed (default: every PNG in the run's `plots/`).
-        out: output file (default `<run_dir>/report.md`).
-
-    Example:
-        >>> write_report(analyze_run("runs/lr_width"))  # doctest: +SKIP
-        PosixPath('runs/lr_width/report.md')
+        report: the run's transfer analysis.
+        plots: image files to embed, linked relative to ``path``'s folder.
+        path: where the report will live.
+        recommended: the content of the run's `recommended.yaml` (None: not written yet).
     """
-    run_dir = Path(report.run_dir)
-    path = Path(out) if out is not None else run_dir / REPORT_FILE
-    if plots is None:
-        plots = sorted((run_dir / PLOTS_DIR).glob("*.png"))
     c = report.counts
     lines = [
         f"# Transfer report: {report.run}",
@@ -168,51 +191,10 @@ def write_report(
     for by_param in report.results.values():
         for res in by_param.values():
             lines += _hp_section(res, report.metric)
-    rec_path = run_dir / RECOMMENDED_FILE
-    lines += ["## Recommendation", ""]
-    if rec_path.exists():
-        rec = yaml.safe_load(rec_path.read_text()) or {}
-        target = rec.get("target", {})
-        lines.append(
-            f"For a target of width {target.get('width')} × depth {target.get('depth')} "
-            f"([{RECOMMENDED_FILE}]({RECOMMENDED_FILE})):"
-        )
-        lines.append("")
-        for hp, v in (rec.get("hyperparameters") or {}).items():
-            lines.append(f"- `{hp}` = {v:.6g}")
-        for w in rec.get("warnings") or []:
-            lines.append(f"- ⚠ {w}")
-        lines.append("")
-    else:
-        lines += [
-            "None yet: run `umup-sweep recommend "
-            f"{run_dir} --width W --depth L` to write {RECOMMENDED_FILE}.",
-            "",
-        ]
-    path.write_text("\n".join(lines))
-    return path
+    lines += _recommendation_section(recommended, Path(report.run_dir))
+    return "\n".join(lines)
 
 
 def _relative(target: Path, start: Path) -> Path:
     """Relative path from ``start`` to ``target`` (links in the report must survive a move)."""
-    import os
-
     return Path(os.path.relpath(target.resolve(), start.resolve()))
-
-
-def finalize_run(run_dir: str | Path, tolerance: float | None = None) -> TransferReport:
-    """Everything a finished run gets: `transfer.json`, `plots/`, `report.md`.
-
-    Meant for the end of `umup-sweep run` and for `umup-sweep report`.
-
-    Example:
-        >>> finalize_run("runs/lr_width").results["lr"]["umup"].verdict  # doctest: +SKIP
-        'transfers'
-    """
-    from umup_sweep.analysis._plots import plot_runs
-    from umup_sweep.analysis._transfer import analyze_run
-
-    report = analyze_run(run_dir, tolerance)
-    plots = [p for p in plot_runs([report]) if p.suffix == ".png"]
-    write_report(report, plots)
-    return report

@@ -133,8 +133,9 @@ def recommend(
     `paste` (a config block for `umup-sweep train` / your training script).
     """
     from umup_sweep.analysis import recommend as do_recommend
+    from umup_sweep.store import RECOMMENDED_FILE
 
-    target = out if out is not None else run / "recommended.yaml"
+    target = out if out is not None else run / RECOMMENDED_FILE
     rec = do_recommend(run, width, depth, out=target, tolerance=tolerance)
     typer.echo(f"target: width {width}, depth {depth} ({rec.evidence['parametrization']})")
     for hp, value in rec.hyperparameters.items():
@@ -185,7 +186,7 @@ def coord_check(
 
     from umup_sweep.analysis import coord_check as do_check
     from umup_sweep.analysis import plot_coord_check, write_coord_check
-    from umup_sweep.config_load import load_proxy_family
+    from umup_sweep.config import load_proxy_family
     from umup_sweep.spec import DataSpec
 
     family = load_proxy_family(proxy)

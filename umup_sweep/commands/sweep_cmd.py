@@ -72,7 +72,9 @@ def run(
         False, "--no-progress", help="No live progress bar (e.g. in CI logs)."
     ),
 ) -> None:
-    from umup_sweep.config_load import load_sweep
+    from umup_sweep.commands._progress import SweepReporter
+    from umup_sweep.commands.summary import summary_lines
+    from umup_sweep.config import load_sweep
     from umup_sweep.errors import ConfigError
     from umup_sweep.runner import SweepInterrupted, run_sweep
 
@@ -89,11 +91,12 @@ def run(
         overrides["storage.run_dir"] = str(run_dir)
     sweep = load_sweep(sweep_file, overrides=overrides or None)
     try:
-        summary = run_sweep(
-            sweep, force=force, address=address, progress=not no_progress, verbose=verbose
-        )
+        with SweepReporter(progress=not no_progress, verbose=verbose) as report:
+            summary = run_sweep(
+                sweep, force=force, address=address, verbose=verbose, on_progress=report
+            )
     except SweepInterrupted as stop:
-        for line in stop.summary.lines():
+        for line in summary_lines(stop.summary):
             typer.echo(line, err=True)
         typer.echo(
             f"interrupted: finished trials are saved in {stop.summary.run_dir}; resume with: "
@@ -104,7 +107,7 @@ def run(
     except KeyboardInterrupt:  # Ctrl-C while shutting down: every trial is already committed
         typer.echo(f"interrupted: resume with: umup-sweep run {sweep_file}", err=True)
         raise SystemExit(130) from None
-    for line in summary.lines():
+    for line in summary_lines(summary):
         typer.echo(line)
 
 
@@ -115,11 +118,11 @@ def status(
         help="A run directory written by `umup-sweep run`, e.g. runs/lr_width.",
     ),
 ) -> None:
-    from umup_sweep.runner import status_lines
+    from umup_sweep.commands.summary import status_lines
+    from umup_sweep.run_status import run_status
     from umup_sweep.store import RunStore
 
-    store = RunStore.load(run_dir)
-    for line in status_lines(store):
+    for line in status_lines(run_status(RunStore.load(run_dir))):
         typer.echo(line)
 
 

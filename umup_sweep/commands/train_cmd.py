@@ -9,36 +9,7 @@ from typing import Any
 
 import typer
 
-from umup_sweep.spec import DataSpec, ModelSpec, TrainSpec, TrialSpec
-
-TRIAL_YAML_KEYS = ("model", "train", "data", "seed")
-
-
-def load_trial_yaml(path: Path) -> TrialSpec:
-    """Read a trial YAML (`model:`, `train:`, `data:`, `seed:`) into a validated TrialSpec."""
-    from umup_sweep.config_load import build_section, read_yaml
-    from umup_sweep.errors import ConfigError
-
-    source = str(path)
-    doc = read_yaml(path)
-    if doc is None:
-        doc = {}
-    if not isinstance(doc, dict):
-        raise ConfigError(source, "", f"expected a mapping with keys {list(TRIAL_YAML_KEYS)}")
-    for key in doc:
-        if key not in TRIAL_YAML_KEYS:
-            raise ConfigError(
-                source, str(key), f"unknown key (valid: {', '.join(TRIAL_YAML_KEYS)})"
-            )
-    seed = doc.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError(source, "seed", f"expected an integer, got {seed!r}")
-    return TrialSpec(
-        model=build_section(ModelSpec, doc.get("model"), source, "model"),
-        train=build_section(TrainSpec, doc.get("train"), source, "train"),
-        data=build_section(DataSpec, doc.get("data"), source, "data"),
-        seed=seed,
-    )
+from umup_sweep.spec import ModelSpec, TrainSpec, TrialSpec
 
 
 def _with_overrides(
@@ -103,7 +74,9 @@ def train(
 
       umup-sweep train trial.yaml --parametrization sp --lr 0.004
     """
-    spec = load_trial_yaml(config) if config is not None else TrialSpec(ModelSpec(), TrainSpec())
+    from umup_sweep.config import load_trial  # the trial YAML's schema
+
+    spec = load_trial(config) if config is not None else TrialSpec(ModelSpec(), TrainSpec())
     if parametrization is not None and parametrization not in ("umup", "sp"):
         from umup_sweep.errors import ConfigError
 

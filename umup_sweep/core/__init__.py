@@ -1,7 +1,8 @@
 """The built-in unit-scaling core: scale primitives, unit-scaled ops and layers, u-μP LR rules.
 
 Our own implementation of u-μP (arXiv 2407.17465); the `unit-scaling` reference library is
-used only as a test oracle. Knows nothing of sweeps.
+used only as a test oracle. Knows nothing of sweeps, and imports nothing of the application:
+low-precision simulation reaches the core's linear through one hook, `use_matmul_cast`.
 
 Example:
     >>> import torch
@@ -12,6 +13,7 @@ Example:
 """
 
 from umup_sweep.core import functional, rules
+from umup_sweep.core._precision_hook import MatmulCast, matmul_cast, use_matmul_cast
 from umup_sweep.core._scale import scale, scale_bwd, scale_fwd
 from umup_sweep.core.constraints import (
     amean,
@@ -66,6 +68,7 @@ __all__ = [
     "LayerNorm",
     "Linear",
     "LinearReadout",
+    "MatmulCast",
     "RMSNorm",
     "ROLES",
     "Role",
@@ -84,6 +87,7 @@ __all__ = [
     "lr_scale_adam",
     "lr_scale_for_depth",
     "lr_scale_sgd",
+    "matmul_cast",
     "param_lr_scale",
     "param_tags",
     "residual_taus",
@@ -99,4 +103,5 @@ __all__ = [
     "to_output_scale",
     "to_right_grad_scale",
     "transformer_residual_scaling_rule",
+    "use_matmul_cast",
 ]

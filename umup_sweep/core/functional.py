@@ -5,8 +5,9 @@ written for speed: scales are folded into the smallest tensor an op touches (the
 linear, the `v` of attention, one operand of a product) so no op adds a full-size pass over
 activations where the reference adds two. Scaling formulas live in `rules.py`.
 
-All matmuls go through `linear` and `matmul` here, so a low-precision cast can be added later in
-one place.
+Every weight matmul goes through `linear` (the readout included), so the low-precision hook
+of `_precision_hook` (`use_matmul_cast`) acts in one place; attention's own matmuls and
+`matmul` stay in full precision.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from umup_sweep.core import rules
+from umup_sweep.core._precision_hook import matmul_cast
 from umup_sweep.core._scale import scale, scale_bwd, scale_fwd
 from umup_sweep.core.constraints import apply_constraint
-from umup_sweep.precision import current_policy
 
 
 class _ScaledLinear(torch.autograd.Function):
@@ -28,8 +29,9 @@ class _ScaledLinear(torch.autograd.Function):
 
     One fused op: every scale is the `alpha` of a GEMM (`torch.addmm`), so unit scaling adds
     no pass over any tensor. Under autocast the operands are cast here, and the backward pass
-    runs in the same dtype. Under `fp8_sim` (see `umup_sweep.precision`) the inputs are rounded
-    to E4M3 and the incoming gradient to E5M2: the plain cast unit scaling makes possible.
+    runs in the same dtype. With a matmul cast installed (`use_matmul_cast`, e.g. by a
+    simulated-FP8 precision policy) the inputs are rounded with `round_forward` and the incoming
+    gradient with `round_backward`: the plain cast unit scaling makes possible.
     """
 
     @staticmethod
@@ -42,8 +44,9 @@ class _ScaledLinear(torch.autograd.Function):
         s_gin: float,
         s_gw: float,
     ) -> Tensor:
-        ctx.policy = policy = current_policy()
-        x, weight = policy.round_forward(x), policy.round_forward(weight)
+        ctx.cast = cast = matmul_cast()
+        if cast is not None:
+            x, weight = cast.round_forward(x), cast.round_forward(weight)
         ctx.dtypes = (x.dtype, weight.dtype)
         device = x.device.type
         if torch.is_autocast_enabled(device):
@@ -63,7 +66,8 @@ class _ScaledLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         x, weight = ctx.saved_tensors
-        grad = ctx.policy.round_backward(grad)
+        if ctx.cast is not None:
+            grad = ctx.cast.round_backward(grad)
         s_gin, s_gw = ctx.scales
         x_dtype, w_dtype = ctx.dtypes
         g2 = grad.to(x.dtype).reshape(-1, grad.shape[-1])

@@ -7,7 +7,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from umup_sweep.core import SGD, AdamW, fan_in, has_role, independent_weight_decay, param_lr_scale
+from umup_sweep.core import SGD, AdamW, fan_in, has_role
 from umup_sweep.models._base import ProxyModel
 from umup_sweep.models._sp import SPTransformer
 from umup_sweep.models._umup import UmupTransformer
@@ -76,13 +76,18 @@ def count_params(model: nn.Module) -> int:
 
 
 def lr_table(
-    spec: ModelSpec, lr: float = 1.0, weight_decay: float = 0.0, optimizer: str = "adamw"
+    spec: ModelSpec,
+    lr: float = 1.0,
+    weight_decay: float = 0.0,
+    optimizer: Literal["adamw", "sgd"] = "adamw",
 ) -> list[dict[str, Any]]:
     """Per-parameter effective LR and weight decay for a spec, without allocating it.
 
-    Builds the model on the meta device, so a 4096-wide, 32-deep target costs nothing. Each
-    row: name, role, shape, fan_in, depth, lr_scale, lr, weight_decay (what torch's optimizer
-    is given; with u-μP the decay per step equals the `weight_decay` argument).
+    Builds the model on the meta device (so a 4096-wide, 32-deep target costs nothing) and
+    reads each tensor's group from `make_optimizer`'s param groups: exactly what training
+    would use. Each row: name, role, shape, fan_in, depth, lr_scale, lr, weight_decay (what
+    torch's optimizer is given; with u-μP the decay per step equals the `weight_decay`
+    argument).
 
     Example:
         >>> rows = lr_table(ModelSpec(width=4096, depth=32, head_dim=128), lr=0.5)
@@ -91,24 +96,22 @@ def lr_table(
     """
     with torch.device("meta"):
         model = build_model(spec)
+    opt = make_optimizer(model, lr=lr, weight_decay=weight_decay, optimizer=optimizer)
+    group_of = {id(p): group for group in opt.param_groups for p in group["params"]}
     rows = []
     for name, p in model.named_parameters():
-        if spec.parametrization == "sp" or not has_role(p):
-            role, depth, scale, wd = None, None, 1.0, weight_decay
-        else:
-            role, depth = p.role, p.depth_scale  # type: ignore[attr-defined]
-            scale = param_lr_scale(p, "sgd" if optimizer == "sgd" else "adamw")
-            wd = independent_weight_decay(weight_decay, lr * scale)
+        group = group_of[id(p)]
+        tagged = spec.parametrization != "sp" and has_role(p)
         rows.append(
             {
                 "name": name,
-                "role": role,
+                "role": p.role if tagged else None,  # type: ignore[attr-defined]
                 "shape": tuple(p.shape),
                 "fan_in": fan_in(p.shape),
-                "depth": depth,
-                "lr_scale": scale,
-                "lr": lr * scale,
-                "weight_decay": wd,
+                "depth": p.depth_scale if tagged else None,  # type: ignore[attr-defined]
+                "lr_scale": float(group.get("lr_scale", 1.0)),
+                "lr": float(group["lr"]),
+                "weight_decay": float(group.get("weight_decay", 0.0)),
             }
         )
     return rows

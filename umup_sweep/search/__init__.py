@@ -2,6 +2,14 @@
 
 Each strategy is a pure function of the results frame (see `BaseStrategy`), so every one of
 them resumes after a crash. `make_strategy(sweep)` picks the one the sweep names.
+
+`STRATEGIES` is the one registry of strategy names: the sweep loader checks `strategy:`
+against it, and each class declares and validates its own `strategy_options:` (`OPTIONS`,
+`parse_options`) and whether it samples ranges with a `budget` (`SAMPLED`).
+
+Example:
+    >>> sorted(STRATEGIES), TPEStrategy.SAMPLED, sorted(RandomStrategy.OPTIONS)
+    (['grid', 'independent', 'random', 'tpe'], True, ['sampler_seed'])
 """
 
 from umup_sweep.search._base import BaseStrategy

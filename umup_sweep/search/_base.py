@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
-from umup_sweep.config import SweepSpec
 from umup_sweep.spec import TrialSpec
+
+if TYPE_CHECKING:  # config asks the strategies for their options: no runtime import back
+    from umup_sweep.config import OptionContext, SweepSpec
 
 
 class BaseStrategy(abc.ABC):
@@ -23,6 +26,27 @@ class BaseStrategy(abc.ABC):
         data_fingerprint: fingerprint of the sweep's corpus, written into every TrialSpec so it
             becomes part of the trial key.
     """
+
+    OPTIONS: ClassVar[Mapping[str, Any]] = {}
+    """The `strategy_options` this strategy takes, with their defaults (None: derived from the
+    sweep by `parse_options`). A sweep giving any other key is refused."""
+
+    SAMPLED: ClassVar[bool] = False
+    """True: draws configurations from each HP's range, `budget` per proxy (the sweep must give
+    a budget; ranges are derived from values). False: runs each HP's grid points (values)."""
+
+    @classmethod
+    def parse_options(cls, options: dict[str, Any], ctx: OptionContext) -> dict[str, Any]:
+        """Validate `options` (every key of `OPTIONS`: the sweep's values over the defaults)
+        and resolve derived defaults, so the result is explicit; raise `ctx.fail(...)` on a bad
+        value. The base strategy takes them as they are.
+
+        Example:
+            >>> from umup_sweep.config import OptionContext
+            >>> BaseStrategy.parse_options({}, OptionContext())
+            {}
+        """
+        return dict(options)
 
     def __init__(self, sweep: SweepSpec, data_fingerprint: str = "") -> None:
         self.sweep = sweep

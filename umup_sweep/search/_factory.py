@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from umup_sweep.config import SweepSpec
+from typing import TYPE_CHECKING
+
 from umup_sweep.search._base import BaseStrategy
 from umup_sweep.search._grid import GridStrategy
 from umup_sweep.search._independent import IndependentStrategy
@@ -10,8 +11,13 @@ from umup_sweep.search._precisions import PerPrecisionStrategy
 from umup_sweep.search._random import RandomStrategy
 from umup_sweep.search._tpe import TPEStrategy
 
+if TYPE_CHECKING:
+    from umup_sweep.config import SweepSpec
+
 __all__ = ["STRATEGIES", "make_strategy"]
 
+# The one registry of strategy names: a sweep's `strategy:` is checked against it, and its
+# `strategy_options:` against the class's OPTIONS (`BaseStrategy.parse_options`).
 STRATEGIES: dict[str, type[BaseStrategy]] = {
     "grid": GridStrategy,
     "independent": IndependentStrategy,
@@ -27,9 +33,15 @@ def make_strategy(sweep: SweepSpec, data_fingerprint: str = "") -> BaseStrategy:
     (`PerPrecisionStrategy`), as each proxy gets it once.
 
     Example:
-        >>> strategy = make_strategy(load_sweep("sweeps/smoke.yaml"), "fp")  # doctest: +SKIP
-        >>> type(strategy).__name__  # doctest: +SKIP
+        >>> from umup_sweep.config import load_sweep
+        >>> proxy = {"base": {"head_dim": 16}, "widths": [32], "depths": [1]}
+        >>> sweep = load_sweep({"name": "s", "proxy": proxy, "hyperparameters": {"lr": [1, 2]}})
+        >>> type(make_strategy(sweep, "fp")).__name__
         'GridStrategy'
+        >>> both = load_sweep({"name": "s", "proxy": proxy, "hyperparameters": {"lr": [1, 2]},
+        ...                    "precisions": ["fp32", "bf16"]})
+        >>> type(make_strategy(both, "fp")).__name__
+        'PerPrecisionStrategy'
     """
     try:
         cls = STRATEGIES[sweep.strategy]

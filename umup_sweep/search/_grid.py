@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import pandas as pd
 
@@ -15,13 +16,18 @@ __all__ = ["GridStrategy"]
 
 
 class GridStrategy(BaseStrategy):
-    """The full cross product, seeds outermost and narrow proxies first.
+    """The full cross product, seeds outermost and narrow proxies first. No options.
 
     Example:
-        >>> strategy = GridStrategy(load_sweep("sweeps/smoke.yaml"))  # doctest: +SKIP
-        >>> len(strategy.trials())  # lrs × proxies × seeds  # doctest: +SKIP
-        3
+        >>> from umup_sweep.config import load_sweep
+        >>> proxy = {"base": {"head_dim": 16}, "widths": [32, 64], "depths": [1]}
+        >>> sweep = load_sweep({"name": "g", "proxy": proxy, "seeds": [0, 1],
+        ...                     "hyperparameters": {"lr": [0.25, 1.0, 4.0]}})
+        >>> len(GridStrategy(sweep).trials())  # lrs × proxies × seeds
+        12
     """
+
+    OPTIONS: ClassVar[Mapping[str, Any]] = {}
 
     _trials: list[TrialSpec] | None = None  # built on first use: propose is called per batch
     _keyed_trials: list[tuple[str, TrialSpec]] | None = None  # with their trial keys

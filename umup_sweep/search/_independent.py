@@ -1,46 +1,54 @@
-"""Independent search (u-μP paper §4.2, with the fixes DESIGN.md's measurements call for).
+"""Independent search (u-μP paper §4.2), adopting an HP change only on statistical evidence.
 
-Stages, each decided from the results so far (so the search resumes from any point):
+Stages, each decided from the stored results (so the search resumes from any point and
+recomputes nothing):
 
-1. ``1-lr``: sweep lr with every other HP at its default.
-2. ``2-<hp>``: at the stage-1 lr, sweep each other HP on its own, all in parallel, plus the
-   all-default ``2-baseline`` at that lr.
-3. Adopt an HP's best value only when its gain over the baseline beats the seed noise
-   (``noise_threshold``; ``auto`` estimates it from seeds); combine the adopted values and
-   re-sweep lr around the stage-1 lr (``3-combined`` at the centre, ``3-lr-resweep`` around
-   it), because the HPs interact with lr.
-4. ``confirm``: the final config at every sweep seed plus ``confirm_seeds`` extra seeds. The
-   final config is the best measured candidate that beats the baseline by more than the noise
-   (the combined config at its re-fitted lr, or a single stage-2 change), else the baseline.
+1. ``1-lr``: sweep lr with every other HP at its default. The stage-1 lr is the measured
+   best (a value that was run). When the best lies on an edge of the range, the line extends
+   one step beyond that edge, at most ``max_extend`` times per side.
+2. ``2-<hp>``: at the stage-1 lr, sweep each other HP on its own, all in parallel; the
+   baseline (every HP at its default) is the stage-1 point. A line whose best beats the
+   baseline on an edge of its range extends the same way.
+   ``2-confirm``: each HP whose best value beat the baseline (by more than ``min_gain``) is
+   run again, with the baseline, on ``confirm_seeds`` fresh seeds. The change is adopted
+   when its paired gain there (same seeds, same proxies) is significant by a one-sided
+   t-test, Holm-corrected over the HPs tested, at family-wise level ``alpha``. Fresh seeds
+   remove the winner's curse of picking the best of many noisy values; Holm's correction
+   accounts for testing several HPs.
+3. ``3-lr-resweep``: the adopted values together with lr re-swept around the stage-1 lr,
+   because the HPs interact with lr (``3-combined`` is its centre; edges extend as above).
+4. ``confirm``: the final candidate (the combination at its best measured lr, or a single
+   adopted change when that measured better) and the baseline on another set of fresh seeds.
+   The candidate is returned only if it beats the baseline there, significantly at
+   ``alpha``; otherwise the summary says so (``reverted``) and the baseline is returned: HPs
+   at their defaults, lr from stage 1.
 
-Where the best is chosen: every stage runs on every proxy of the family and every seed, and a
-value's loss is the mean over all proxies and seeds — pooled over widths, because the u-μP
-optimum is meant to be shared and one HP set is what gets carried to the target (the
-transfer analysis then checks per width). With ``select_width`` only that width's proxies
-count. A value with any diverged trial counts as diverged. A stage's best is the sub-grid
-parabola fit in log2 space (`fit_log2_minimum`), rounded to ``fit_resolution`` log2 units.
+Noise: ``noise_sd`` is the sd of one paired difference (baseline minus config, at one seed
+and proxy). ``auto`` pools the within-config spread of the paired differences of every config
+run at two or more seeds (the sweep's seeds, and the fresh seeds of ``2-confirm``); a number
+is taken as known. Losses are means over the proxies (only ``select_width``'s when given) and
+seeds; a value with any diverged trial counts as diverged.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 
-from umup_sweep.config import SweepSpec
-from umup_sweep.config_load import STRATEGY_OPTIONS
 from umup_sweep.search._base import BaseStrategy
-from umup_sweep.search._fit import fit_log2_minimum
-from umup_sweep.search._trials import ResultIndex, make_trial, unstarted
-from umup_sweep.spec import ModelSpec, TrialSpec
+from umup_sweep.search._evidence import holm
+from umup_sweep.search._lines import HPs, LineSearch
+from umup_sweep.search._trials import ResultIndex, unstarted
+from umup_sweep.spec import TrialSpec
+
+if TYPE_CHECKING:
+    from umup_sweep.config import OptionContext, SweepSpec
 
 __all__ = ["IndependentStrategy"]
-
-_FALLBACK_NOISE = 0.01  # loss units; "auto" with a single seed
 
 
 @dataclass
@@ -50,22 +58,105 @@ class _Plan:
     complete: bool = False
 
 
-class IndependentStrategy(BaseStrategy):
+class IndependentStrategy(LineSearch, BaseStrategy):
     """One HP at a time, lr first; see the module docstring for the stages.
 
     Example:
-        >>> sweep = load_sweep("sweeps/independent.yaml")  # doctest: +SKIP
-        >>> lr_line = IndependentStrategy(sweep).propose(pd.DataFrame(), [], 100)  # doctest: +SKIP
+        >>> from umup_sweep.config import load_sweep
+        >>> proxy = {"base": {"head_dim": 16}, "widths": [32], "depths": [1]}
+        >>> sweep = load_sweep({"name": "i", "proxy": proxy, "strategy": "independent",
+        ...     "seeds": [0, 1],
+        ...     "hyperparameters": {"lr": [0.5, 1, 2], "residual_mult": [0.5, 1, 2]}})
+        >>> lr_line = IndependentStrategy(sweep).propose(pd.DataFrame(), [], 100)
+        >>> [(t.labels["stage"], t.train.lr, t.seed) for t in lr_line][:3]
+        [('1-lr', 0.5, 0), ('1-lr', 0.5, 1), ('1-lr', 1.0, 0)]
     """
+
+    OPTIONS: ClassVar[Mapping[str, Any]] = {
+        "stage2": None,  # HPs swept one at a time in stage 2 (None: every swept HP but lr)
+        "alpha": 0.05,  # family-wise error rate of adopting a change, and of the final check
+        "noise_sd": "auto",  # sd of a paired loss difference (one seed and proxy), or auto
+        "min_gain": 0.0,  # a change must also gain more than this (loss units) to be adopted
+        "resweep_step": 1.0,  # log2 spacing of the stage-3 lr re-sweep
+        "resweep_points": 3,  # points of the stage-3 lr re-sweep (odd, centred on the best lr)
+        "max_extend": 2,  # steps a line may add beyond each edge of its range
+        "confirm_seeds": 2,  # fresh seeds for each confirmation (2-confirm and confirm)
+        "select_width": None,  # choose stage bests at this width only (None: pooled)
+    }
+
+    @staticmethod
+    def default_stage2(swept: Iterable[str]) -> list[str]:
+        """The HPs of stage 2 unless the sweep says: every swept HP but lr."""
+        return [n for n in swept if n != "lr"]
+
+    @classmethod
+    def parse_options(cls, options: dict[str, Any], ctx: OptionContext) -> dict[str, Any]:
+        """Check each option (see `OPTIONS`) and resolve `stage2`.
+
+        Example:
+            >>> from umup_sweep.config import HPSpace, OptionContext
+            >>> ctx = OptionContext(hyperparameters={"lr": HPSpace(), "residual_mult": HPSpace()})
+            >>> IndependentStrategy.parse_options(dict(IndependentStrategy.OPTIONS), ctx)["stage2"]
+            ['residual_mult']
+        """
+        opts = dict(options)
+        opts["stage2"] = cls._parse_stage2(opts["stage2"], ctx)
+        alpha = ctx.number(opts["alpha"], "alpha")
+        if not 0 < alpha < 1:
+            raise ctx.fail("alpha", "expected a number between 0 and 1", alpha)
+        opts["alpha"] = float(alpha)
+        opts["min_gain"] = _at_least(opts["min_gain"], "min_gain", 0, ctx)
+        opts["resweep_step"] = _positive(opts["resweep_step"], "resweep_step", ctx)
+        pts = ctx.number(opts["resweep_points"], "resweep_points", integer=True)
+        if pts < 1 or pts % 2 == 0:
+            raise ctx.fail("resweep_points", "expected an odd integer >= 1", pts)
+        opts["resweep_points"] = pts
+        opts["max_extend"] = int(_at_least(opts["max_extend"], "max_extend", 0, ctx, True))
+        opts["confirm_seeds"] = int(_at_least(opts["confirm_seeds"], "confirm_seeds", 1, ctx, True))
+        opts["noise_sd"] = cls._parse_noise(opts["noise_sd"], opts["confirm_seeds"], ctx)
+        width = opts["select_width"]
+        if width is not None:
+            width = ctx.number(width, "select_width", integer=True)
+            if width not in ctx.widths:
+                expected = f"expected one of the widths {list(ctx.widths)} or null"
+                raise ctx.fail("select_width", expected, width)
+        opts["select_width"] = width
+        return opts
+
+    @classmethod
+    def _parse_stage2(cls, stage2: Any, ctx: OptionContext) -> list[str]:
+        swept = ctx.hyperparameters
+        if stage2 is None:
+            stage2 = cls.default_stage2(swept)
+        if not isinstance(stage2, (list, tuple)):
+            raise ctx.fail("stage2", "expected a list of swept HP names", stage2)
+        for i, n in enumerate(stage2):
+            if not isinstance(n, str) or n == "lr" or n not in swept:
+                raise ctx.fail(f"stage2[{i}]", "expected a swept HP other than lr", n)
+        return list(stage2)
+
+    @staticmethod
+    def _parse_noise(noise: Any, confirm_seeds: int, ctx: OptionContext) -> float | str:
+        if noise != "auto":
+            return _at_least(noise, "noise_sd", 0, ctx)
+        if len(ctx.seeds) < 2 and confirm_seeds < 2:
+            raise ctx.fail(
+                "noise_sd",
+                "expected a number (the sd of the loss difference of two configs at one seed)"
+                " when the sweep has one seed and confirm_seeds < 2; auto needs two seeds",
+                noise,
+            )
+        return "auto"
 
     def __init__(self, sweep: SweepSpec, data_fingerprint: str = "") -> None:
         super().__init__(sweep, data_fingerprint)
-        self.options = {**STRATEGY_OPTIONS["independent"], **sweep.strategy_options}
+        self.options = {**self.OPTIONS, **sweep.strategy_options}
         if self.options["stage2"] is None:
-            self.options["stage2"] = [n for n in sweep.hyperparameters if n != "lr"]
+            self.options["stage2"] = self.default_stage2(sweep.hyperparameters)
         self.models = sweep.family.specs()
         width = self.options["select_width"]
         self.selected = [m for m in self.models if width is None or m.width == width]
+        self._memo: dict[tuple[Any, ...], TrialSpec] = {}
 
     # -- public --------------------------------------------------------------------------
 
@@ -76,161 +167,211 @@ class IndependentStrategy(BaseStrategy):
         return unstarted(self._plan(index).trials, index, pending, max_new)
 
     def summary(self, results: pd.DataFrame) -> dict[str, Any]:
-        """What each finished stage found: pooled losses, fitted bests, gains, adoptions, the
-        final config and its confirmed loss (``complete`` says whether the search is done)."""
+        """What each finished stage found: pooled losses, measured bests, gains with their
+        standard errors and p-values, adoptions, the confirmation against the baseline, the
+        final config and its loss (``complete`` says whether the search is done)."""
         plan = self._plan(ResultIndex(results, self.sweep.metric))
         return {**plan.summary, "complete": plan.complete}
 
     def total_estimate(self, results: pd.DataFrame) -> int:
-        n = len(self.models) * len(self.sweep.seeds)
-        spaces = self.sweep.hyperparameters
-        stage2 = self.options["stage2"]
-        est = n * len(spaces["lr"].values) if "lr" in spaces else 0
-        defaults = self.sweep.defaults
-        est += n * (1 + sum(len(set(spaces[h].values) - {defaults[h]}) for h in stage2))
-        est += n * self.options["resweep_points"] if stage2 else 0
-        est += len(self.models) * (len(self.sweep.seeds) + self.options["confirm_seeds"])
+        n_models, opts = len(self.models), self.options
+        n = n_models * len(self.sweep.seeds)
+        spaces, defaults = self.sweep.hyperparameters, self.sweep.defaults
+        stage2 = opts["stage2"]
+        est = n * len(spaces["lr"].values) if "lr" in spaces else n
+        est += n * sum(len(set(spaces[h].values) - {defaults[h]}) for h in stage2)
+        est += n_models * opts["confirm_seeds"] * (2 + len(stage2) // 2)  # a guess: half pass
+        est += n * (opts["resweep_points"] - 1) if stage2 else 0
+        est += n_models * opts["confirm_seeds"] * 2
         return max(est, len(results))
+
+    def _fresh(self, round_: int) -> list[int]:
+        """The fresh seeds of confirmation round 1 (2-confirm) or 2 (confirm)."""
+        k = self.options["confirm_seeds"]
+        first = max(self.sweep.seeds) + 1 + (round_ - 1) * k
+        return list(range(first, first + k))
 
     # -- stages --------------------------------------------------------------------------
 
-    def _trials_at(
-        self,
-        hps: Mapping[str, float],
-        stage: str,
-        hp: str | None,
-        seeds: Iterable[int] | None = None,
-        models: Sequence[ModelSpec] | None = None,
-    ) -> list[TrialSpec]:
-        return [
-            make_trial(self.sweep, m, hps, s, self.data_fingerprint, stage=stage, hp=hp)
-            for s in (self.sweep.seeds if seeds is None else seeds)
-            for m in (self.models if models is None else models)
-        ]
-
-    def _pooled(self, index: ResultIndex, hps: Mapping[str, float], seeds: Any = None) -> float:
-        """Mean metric over the selected proxies and seeds; inf if any diverged."""
-        trials = self._trials_at(hps, "", None, seeds=seeds, models=self.selected)
-        losses = [index.loss(t.trial_key) for t in trials]
-        if any(math.isinf(x) for x in losses):
-            return math.inf
-        finite = [x for x in losses if not math.isnan(x)]
-        return statistics.fmean(finite) if finite else math.nan
-
-    def _snap(self, value: float, grid: Sequence[float]) -> float:
-        """Round a fitted value to `fit_resolution` log2 units, inside the grid's range."""
-        if value <= 0 or min(grid) <= 0:
-            return value
-        res = self.options["fit_resolution"]
-        lo, hi = math.log2(min(grid)), math.log2(max(grid))
-        snapped = min(max(round(math.log2(value) / res) * res, lo), hi)
-        return 2.0**snapped
-
-    def _curve(
-        self, index: ResultIndex, center: Mapping[str, float], hp: str, values: Sequence[float]
-    ) -> dict[str, Any]:
-        losses = [self._pooled(index, {**center, hp: v}) for v in values]
-        if all(math.isnan(x) for x in losses):  # every trial failed: keep the centre value
-            best, best_loss = center.get(hp, self.sweep.defaults[hp]), math.nan
-        else:
-            best = self._snap(fit_log2_minimum(values, losses), values)
-            best_loss = min(x for x in losses if not math.isnan(x))
-        return {"values": list(values), "losses": losses, "best": best, "best_loss": best_loss}
-
-    def _noise(self, index: ResultIndex, configs: Iterable[Mapping[str, float]]) -> float:
-        """The gain an HP change must beat: fixed, or 2 standard errors of a difference of
-        pooled means, with the per-trial seed spread estimated from the finished configs."""
-        threshold = self.options["noise_threshold"]
-        if threshold != "auto":
-            return float(threshold)
-        seeds = self.sweep.seeds
-        if len(seeds) < 2:
-            return _FALLBACK_NOISE
-        variances = []
-        for hps in configs:
-            for model in self.selected:
-                trials = self._trials_at(hps, "", None, models=[model])
-                xs = [index.loss(t.trial_key) for t in trials]
-                if all(math.isfinite(x) for x in xs):
-                    variances.append(statistics.variance(xs))
-        if not variances:
-            return _FALLBACK_NOISE
-        sigma = math.sqrt(statistics.fmean(variances))
-        n = len(seeds) * len(self.selected)
-        return 2.0 * sigma * math.sqrt(2.0 / n)
-
     def _plan(self, index: ResultIndex) -> _Plan:
-        sweep, opts = self.sweep, self.options
-        spaces, defaults = sweep.hyperparameters, sweep.defaults
         summary: dict[str, Any] = {}
+        lr, plan = self._stage1(index, summary)
+        if plan is not None:
+            return plan
+        center = {"lr": lr}
+        plan = self._stage2(index, center, summary) or self._stage2_confirm(index, center, summary)
+        if plan is not None:
+            return plan
+        candidate, plan = self._stage3(index, center, summary)
+        if plan is not None or candidate is None:
+            return plan or _Plan([], summary)
+        return self._confirm(index, center, candidate, summary)
 
-        # Stage 1: the lr line.
-        lr = defaults["lr"]
-        lr_configs: list[dict[str, float]] = []
+    def _stage1(self, index: ResultIndex, summary: dict[str, Any]) -> tuple[float, _Plan | None]:
+        spaces = self.sweep.hyperparameters
+        lr = self.sweep.defaults["lr"]
         if "lr" in spaces:
-            lr_configs = [{"lr": v} for v in spaces["lr"].values]
-            trials = [t for c in lr_configs for t in self._trials_at(c, "1-lr", "lr")]
-            if not index.all_done(trials):
-                return _Plan(trials, summary)
-            summary["1-lr"] = self._curve(index, {}, "lr", spaces["lr"].values)
+            values, trials, done = self._line(index, {}, "lr", spaces["lr"].values, _const("1-lr"))
+            if not done:
+                return lr, _Plan(trials, summary)
+            summary["1-lr"] = self._curve(index, {}, "lr", values)
             lr = summary["1-lr"]["best"]
         summary["stage1_lr"] = lr
+        return lr, None
 
-        # Stage 2: each other HP alone at that lr, plus the baseline.
-        center = {"lr": lr}
+    def _stage2(self, index: ResultIndex, center: HPs, summary: dict[str, Any]) -> _Plan | None:
+        opts, spaces, defaults = self.options, self.sweep.hyperparameters, self.sweep.defaults
         trials = self._trials_at(center, "2-baseline", None)
+        finished = index.all_done(trials)
+        baseline_loss = self._pooled(index, center) if finished else math.nan
+        lines: dict[str, list[float]] = {}
         for hp in opts["stage2"]:
-            for v in spaces[hp].values:
-                trials += self._trials_at({**center, hp: v}, f"2-{hp}", hp)
-        if not index.all_done(trials):
+            grid = sorted(set(spaces[hp].values) | {defaults[hp]})
+            label = _const(f"2-{hp}")
+            values, line_trials, done = self._line(index, center, hp, grid, label, baseline_loss)
+            trials += line_trials
+            lines[hp] = values
+            finished = finished and done
+        if not finished:
             return _Plan(trials, summary)
-        baseline_loss = self._pooled(index, center)
-        threshold = self._noise(index, lr_configs or [center])
-        summary.update(baseline_loss=baseline_loss, threshold=threshold)
-        candidates: list[tuple[float, dict[str, float]]] = []
-        adopted: dict[str, float] = {}
-        for hp in opts["stage2"]:
-            values = sorted(set(spaces[hp].values) | {defaults[hp]})
+        summary["baseline_loss"] = baseline_loss
+        for hp, values in lines.items():
             curve = self._curve(index, center, hp, values)
             curve["gain"] = baseline_loss - curve["best_loss"]
-            curve["adopted"] = bool(curve["gain"] > threshold and curve["best"] != defaults[hp])
+            curve["screened"] = bool(
+                curve["best"] != defaults[hp] and curve["gain"] > opts["min_gain"]
+            )
             summary[f"2-{hp}"] = curve
-            if curve["adopted"]:
-                adopted[hp] = curve["best"]
-            for v, loss in zip(values, curve["losses"], strict=True):
-                if v != defaults[hp]:
-                    candidates.append((loss, {**center, hp: v}))
-        summary["adopted"] = dict(adopted)
+        return None
 
-        # Stage 3: combine the adopted changes and re-sweep lr around them.
-        if adopted:
-            combined = {**center, **adopted}
-            half = opts["resweep_points"] // 2
-            lrs = [lr * 2.0 ** (k * opts["resweep_step"]) for k in range(-half, half + 1)]
-            trials = []
-            for k, v in zip(range(-half, half + 1), lrs, strict=True):
-                stage = "3-combined" if k == 0 else "3-lr-resweep"
-                trials += self._trials_at({**combined, "lr": v}, stage, "lr")
+    def _stage2_confirm(
+        self, index: ResultIndex, center: HPs, summary: dict[str, Any]
+    ) -> _Plan | None:
+        opts, fresh = self.options, self._fresh(1)
+        screened = {
+            hp: summary[f"2-{hp}"]["best"]
+            for hp in opts["stage2"]
+            if summary[f"2-{hp}"]["screened"]
+        }
+        trials: list[TrialSpec] = []
+        if screened:
+            trials = self._trials_at(center, "2-confirm", None, seeds=fresh)
+            for hp, v in screened.items():
+                trials += self._trials_at({**center, hp: v}, "2-confirm", hp, seeds=fresh)
             if not index.all_done(trials):
                 return _Plan(trials, summary)
-            curve = self._curve(index, combined, "lr", lrs)
-            summary["3-lr-resweep"] = curve
-            candidates.append((curve["best_loss"], {**combined, "lr": curve["best"]}))
+        tables = [self._stage_configs(summary, center)]
+        tables.append(([center, *({**center, hp: v} for hp, v in screened.items())], fresh))
+        noise = self._noise(index, tables)
+        summary["noise"] = {"sd": noise.sd, "dof": noise.dof}
+        tests = {
+            hp: self._test(index, center, {**center, hp: v}, fresh, noise)
+            for hp, v in screened.items()
+        }
+        # Holm over every stage-2 HP, screened or not: an HP that was not tested counts as
+        # a comparison with p = 1 (conservative; keeps the error rate below alpha)
+        p_values = [tests[hp]["p"] if hp in tests else 1.0 for hp in opts["stage2"]]
+        passed = dict(zip(opts["stage2"], holm(p_values, opts["alpha"]), strict=True))
+        adopted: dict[str, float] = {}
+        for hp in opts["stage2"]:
+            test = tests.get(hp)
+            ok = bool(test and passed[hp] and test["gain"] > opts["min_gain"])
+            summary[f"2-{hp}"].update(confirm=test, adopted=ok)
+            if ok:
+                adopted[hp] = screened[hp]
+        summary["adopted"] = adopted
+        summary["confirm_seeds_2"] = fresh if screened else []
+        return None
 
-        # The final config: the best candidate that beats the baseline by more than the noise.
-        final, final_loss = dict(center), baseline_loss
-        for loss, hps in candidates:
-            if loss < baseline_loss - threshold and loss < final_loss:
-                final, final_loss = hps, loss
-        summary["final"] = {**defaults, **final}
-        summary["final_stage_loss"] = final_loss
+    def _stage_configs(self, summary: dict[str, Any], center: HPs) -> tuple[list[HPs], Any]:
+        """Every config of stages 1 and 2 (the baseline once), with the sweep's seeds."""
+        out = [center, *({"lr": v} for v in summary.get("1-lr", {}).get("values", []))]
+        for hp in self.options["stage2"]:
+            out += [{**center, hp: v} for v in summary[f"2-{hp}"]["values"]]
+        defaults, seen, unique = self.sweep.defaults, set(), []
+        for hps in out:
+            full = tuple(sorted({**defaults, **hps}.items()))
+            if full not in seen:
+                seen.add(full)
+                unique.append(hps)
+        return unique, self.sweep.seeds
 
-        # Confirm with extra seeds.
-        extra = range(max(sweep.seeds) + 1, max(sweep.seeds) + 1 + opts["confirm_seeds"])
-        seeds = list(sweep.seeds) + list(extra)
-        trials = self._trials_at(final, "confirm", None, seeds=seeds)
+    def _stage3(
+        self, index: ResultIndex, center: HPs, summary: dict[str, Any]
+    ) -> tuple[HPs | None, _Plan | None]:
+        """The final candidate: the adopted changes together at their best lr, or one adopted
+        change alone when that measured better (the baseline when nothing was adopted)."""
+        adopted = summary["adopted"]
+        if not adopted:
+            return dict(center), None
+        opts, lr1 = self.options, center["lr"]
+        combined = {**center, **adopted}
+        half = opts["resweep_points"] // 2
+        grid = [lr1 * 2.0 ** (k * opts["resweep_step"]) for k in range(-half, half + 1)]
+
+        def label(v: float) -> str:
+            return "3-combined" if v == lr1 else "3-lr-resweep"
+
+        values, trials, done = self._line(index, combined, "lr", grid, label)
+        if not done:
+            return None, _Plan(trials, summary)
+        curve = self._curve(index, combined, "lr", values)
+        summary["3-lr-resweep"] = curve
+        candidates = [(curve["best_loss"], {**combined, "lr": curve["best"]})]
+        if len(adopted) > 1:
+            singles = [{**center, hp: v} for hp, v in adopted.items()]
+            candidates += [(self._pooled(index, hps), hps) for hps in singles]
+        ranked = [(loss if loss == loss else math.inf, hps) for loss, hps in candidates]
+        return min(ranked, key=lambda c: c[0])[1], None
+
+    def _confirm(
+        self, index: ResultIndex, center: HPs, candidate: HPs, summary: dict[str, Any]
+    ) -> _Plan:
+        opts, defaults, fresh = self.options, self.sweep.defaults, self._fresh(2)
+        trials = self._trials_at(center, "confirm", None, seeds=fresh)
+        if candidate != center:
+            trials += self._trials_at(candidate, "confirm", None, seeds=fresh)
         if not index.all_done(trials):
             return _Plan(trials, summary)
+        final = center
+        summary["reverted"] = False
+        if candidate != center:
+            tables = [self._stage_configs(summary, center), ([center, candidate], fresh)]
+            screened = [{**center, hp: v} for hp, v in summary["adopted"].items()]
+            tables.append(([center, *screened], summary["confirm_seeds_2"]))
+            test = self._test(index, center, candidate, fresh, self._noise(index, tables))
+            accepted = test["p"] <= opts["alpha"] and test["gain"] > opts["min_gain"]
+            summary["confirm"] = {**test, "accepted": accepted}
+            summary["reverted"] = not accepted
+            final = candidate if accepted else center
+        summary["final_candidate"] = {**defaults, **candidate}
+        summary["final"] = {**defaults, **final}
+        summary["final_changes"] = {
+            hp: v for hp, v in final.items() if hp != "lr" and v != defaults[hp]
+        }
+        seeds = [*self.sweep.seeds, *fresh]
         summary["final_loss"] = self._pooled(index, final, seeds=seeds)
-        summary["confirm_seeds"] = seeds
+        summary["confirm_seeds"] = fresh
         return _Plan(trials, summary, complete=True)
+
+
+def _const(stage: str) -> Callable[[float], str]:
+    return lambda _value: stage
+
+
+def _positive(value: Any, option: str, ctx: OptionContext) -> float:
+    """A number > 0 for `option`."""
+    value = ctx.number(value, option)
+    if value <= 0:
+        raise ctx.fail(option, "expected > 0", value)
+    return float(value)
+
+
+def _at_least(
+    value: Any, option: str, low: float, ctx: OptionContext, integer: bool = False
+) -> float:
+    """A number >= `low` for `option` (an int with `integer`)."""
+    value = ctx.number(value, option, integer=integer)
+    if value < low:
+        raise ctx.fail(option, f"expected >= {low}", value)
+    return value

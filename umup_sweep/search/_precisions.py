@@ -12,13 +12,15 @@ already compares them point by point.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from umup_sweep.config import SweepSpec
 from umup_sweep.search._base import BaseStrategy
 from umup_sweep.spec import TrialSpec
+
+if TYPE_CHECKING:
+    from umup_sweep.config import SweepSpec
 
 __all__ = ["PerPrecisionStrategy", "results_at"]
 
@@ -50,11 +52,14 @@ class PerPrecisionStrategy(BaseStrategy):
         factory: builds the strategy of a one-precision sweep, e.g. `GridStrategy`.
 
     Example:
+        >>> from umup_sweep.config import load_sweep
         >>> from umup_sweep.search import GridStrategy
-        >>> sweep = load_sweep("sweeps/fp8_lr_width.yaml")  # doctest: +SKIP
-        >>> strategy = PerPrecisionStrategy(sweep, "fp", GridStrategy)  # doctest: +SKIP
-        >>> {t.train.precision for t in strategy.propose(pd.DataFrame(), [], 100)}  # doctest: +SKIP
-        {'fp32', 'fp8_sim'}
+        >>> proxy = {"base": {"head_dim": 16}, "widths": [32], "depths": [1]}
+        >>> sweep = load_sweep({"name": "p", "proxy": proxy, "hyperparameters": {"lr": [1, 2]},
+        ...                     "precisions": ["fp32", "fp8_sim"]})
+        >>> strategy = PerPrecisionStrategy(sweep, "fp", GridStrategy)
+        >>> sorted(t.train.precision for t in strategy.propose(pd.DataFrame(), [], 100))
+        ['fp32', 'fp32', 'fp8_sim', 'fp8_sim']
     """
 
     def __init__(

@@ -6,16 +6,19 @@ gets the same configurations (which makes per-width curves comparable), each run
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import optuna
 import pandas as pd
 
-from umup_sweep.config import SweepSpec
 from umup_sweep.search._base import BaseStrategy
-from umup_sweep.search._sampling import distributions, quiet_optuna
+from umup_sweep.search._sampling import distributions, quiet_optuna, sampler_seed
 from umup_sweep.search._trials import ResultIndex, make_trial, unstarted
 from umup_sweep.spec import TrialSpec
+
+if TYPE_CHECKING:
+    from umup_sweep.config import OptionContext, SweepSpec
 
 __all__ = ["RandomStrategy"]
 
@@ -24,10 +27,21 @@ class RandomStrategy(BaseStrategy):
     """`budget` random configurations per proxy (log-uniform where the space is log).
 
     Example:
-        >>> strategy = RandomStrategy(load_sweep("sweeps/random.yaml"))  # doctest: +SKIP
-        >>> len(strategy.configs()) == strategy.sweep.budget  # doctest: +SKIP
-        True
+        >>> from umup_sweep.config import load_sweep
+        >>> proxy = {"base": {"head_dim": 16}, "widths": [32], "depths": [1]}
+        >>> sweep = load_sweep({"name": "r", "proxy": proxy, "strategy": "random", "budget": 5,
+        ...                     "hyperparameters": {"lr": {"log2_range": [-3, 2]}}})
+        >>> configs = RandomStrategy(sweep).configs()
+        >>> len(configs), all(0.125 <= c["lr"] <= 4.0 for c in configs)
+        (5, True)
     """
+
+    OPTIONS: ClassVar[Mapping[str, Any]] = {"sampler_seed": 0}  # seeds the draws
+    SAMPLED: ClassVar[bool] = True
+
+    @classmethod
+    def parse_options(cls, options: dict[str, Any], ctx: OptionContext) -> dict[str, Any]:
+        return {**options, "sampler_seed": sampler_seed(options, ctx)}
 
     def __init__(self, sweep: SweepSpec, data_fingerprint: str = "") -> None:
         super().__init__(sweep, data_fingerprint)

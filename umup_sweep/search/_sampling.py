@@ -1,13 +1,29 @@
-"""Shared by the Optuna-backed strategies: the search space as Optuna distributions."""
+"""Shared by the Optuna-backed strategies: the search space as Optuna distributions, and the
+`sampler_seed` option both take."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.distributions import BaseDistribution, FloatDistribution
 
-from umup_sweep.config import SweepSpec
+if TYPE_CHECKING:
+    from umup_sweep.config import OptionContext, SweepSpec
 
-__all__ = ["distributions", "quiet_optuna"]
+__all__ = ["distributions", "quiet_optuna", "sampler_seed"]
+
+
+def sampler_seed(options: Mapping[str, Any], ctx: OptionContext) -> int:
+    """The `sampler_seed` option: an integer (it seeds Optuna's sampler).
+
+    Example:
+        >>> from umup_sweep.config import OptionContext
+        >>> sampler_seed({"sampler_seed": 7.0}, OptionContext())
+        7
+    """
+    return int(ctx.number(options["sampler_seed"], "sampler_seed", integer=True))
 
 
 def distributions(sweep: SweepSpec) -> dict[str, BaseDistribution]:

@@ -13,17 +13,20 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import optuna
 import pandas as pd
 from optuna.trial import TrialState, create_trial
 
-from umup_sweep.config import SweepSpec
 from umup_sweep.search._base import BaseStrategy
-from umup_sweep.search._sampling import distributions, quiet_optuna
+from umup_sweep.search._sampling import distributions, quiet_optuna, sampler_seed
 from umup_sweep.search._trials import ResultIndex, make_trial, unstarted
 from umup_sweep.spec import ModelSpec, TrialSpec
+
+if TYPE_CHECKING:
+    from umup_sweep.config import OptionContext, SweepSpec
 
 __all__ = ["TPEStrategy"]
 
@@ -34,9 +37,49 @@ class TPEStrategy(BaseStrategy):
     """Tree-structured Parzen estimator over the swept HPs, `budget` configurations per proxy.
 
     Example:
-        >>> strategy = TPEStrategy(load_sweep("sweeps/tpe.yaml"))  # doctest: +SKIP
-        >>> strategy.propose(pd.DataFrame(), [], max_new=2)  # two startup draws  # doctest: +SKIP
+        >>> from umup_sweep.config import load_sweep
+        >>> proxy = {"base": {"head_dim": 16}, "widths": [32], "depths": [1]}
+        >>> sweep = load_sweep({"name": "t", "proxy": proxy, "strategy": "tpe", "budget": 12,
+        ...                     "hyperparameters": {"lr": {"log2_range": [-3, 2]}}})
+        >>> strategy = TPEStrategy(sweep)
+        >>> strategy.n_startup, len(strategy.propose(pd.DataFrame(), [], max_new=2))
+        (4, 2)
     """
+
+    OPTIONS: ClassVar[Mapping[str, Any]] = {
+        "sampler_seed": 0,  # seeds the sampler (with the proxy and the history size)
+        "n_startup_trials": None,  # random draws before TPE models (None: `default_startup`)
+    }
+    SAMPLED: ClassVar[bool] = True
+
+    @staticmethod
+    def default_startup(budget: int) -> int:
+        """Random start-up draws per proxy: a third of the budget, at least 2, at most 10.
+
+        Example:
+            >>> TPEStrategy.default_startup(12), TPEStrategy.default_startup(100)
+            (4, 10)
+        """
+        return max(2, min(10, budget // 3))
+
+    @classmethod
+    def parse_options(cls, options: dict[str, Any], ctx: OptionContext) -> dict[str, Any]:
+        """`sampler_seed` an integer, `n_startup_trials` an integer >= 0 (resolved if None).
+
+        Example:
+            >>> from umup_sweep.config import OptionContext
+            >>> TPEStrategy.parse_options(dict(TPEStrategy.OPTIONS), OptionContext(budget=30))
+            {'sampler_seed': 0, 'n_startup_trials': 10}
+        """
+        opts = {**options, "sampler_seed": sampler_seed(options, ctx)}
+        n = opts["n_startup_trials"]
+        if n is None:
+            n = cls.default_startup(ctx.budget or 0)
+        n = ctx.number(n, "n_startup_trials", integer=True)
+        if n < 0:
+            raise ctx.fail("n_startup_trials", "expected >= 0", n)
+        opts["n_startup_trials"] = n
+        return opts
 
     def __init__(self, sweep: SweepSpec, data_fingerprint: str = "") -> None:
         super().__init__(sweep, data_fingerprint)
@@ -46,7 +89,7 @@ class TPEStrategy(BaseStrategy):
         opts = sweep.strategy_options
         self.sampler_seed = int(opts.get("sampler_seed", 0))
         n_startup = opts.get("n_startup_trials")
-        self.n_startup = max(2, min(10, self.budget // 3)) if n_startup is None else n_startup
+        self.n_startup = self.default_startup(self.budget) if n_startup is None else n_startup
         self.names = list(sweep.hyperparameters)
         self.dists = distributions(sweep)
         self.models = sweep.family.specs()

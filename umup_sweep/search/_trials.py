@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from umup_sweep.config import SweepSpec
 from umup_sweep.spec import ModelSpec, TrialSpec
+
+if TYPE_CHECKING:
+    from umup_sweep.config import SweepSpec
 
 __all__ = ["ResultIndex", "make_trial", "unstarted"]
 

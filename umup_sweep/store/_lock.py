@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from umup_sweep.errors import StoreError
-
-LOCK_NAME = ".lock"
+from umup_sweep.store._layout import LOCK_FILE
 
 
 class RunLock:
@@ -37,7 +36,7 @@ class RunLock:
     """
 
     def __init__(self, run_dir: Path) -> None:
-        self.path = Path(run_dir) / LOCK_NAME
+        self.path = Path(run_dir) / LOCK_FILE
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -67,9 +66,20 @@ class RunLock:
 
 
 def lock_holder(run_dir: Path) -> int | None:
-    """PID of the live driver holding `run_dir`'s lock, or None (read-only check)."""
+    """PID of the live driver holding `run_dir`'s lock, or None (read-only check).
+
+    Example:
+        >>> import tempfile
+        >>> run_dir = Path(tempfile.mkdtemp())
+        >>> lock = RunLock(run_dir)
+        >>> lock_holder(run_dir) == os.getpid()
+        True
+        >>> lock.release()
+        >>> lock_holder(run_dir) is None
+        True
+    """
     try:
-        text = (Path(run_dir) / LOCK_NAME).read_text().strip()
+        text = (Path(run_dir) / LOCK_FILE).read_text().strip()
         pid = int(text)
         os.kill(pid, 0)
     except (OSError, ValueError):
@@ -78,7 +88,12 @@ def lock_holder(run_dir: Path) -> int | None:
 
 
 def storage_label(url: str) -> str:
-    """A storage URL safe to print: the password replaced by ***."""
+    """A storage URL safe to print: the password replaced by ***.
+
+    Example:
+        >>> storage_label("postgresql://me:secret@db:5432/sweeps")
+        'postgresql://me:***@db:5432/sweeps'
+    """
     try:
         from sqlalchemy.engine import make_url
 

@@ -1,6 +1,6 @@
 """Sweep and proxy-family specifications (the validated form of `sweeps/*.yaml`, `proxies/*.yaml`).
 
-This module holds the data shapes only; `umup_sweep.config_load` turns YAML into them and
+This module holds the data shapes only; `umup_sweep.config` turns YAML into them and
 raises `ConfigError` (one line: file, key, expectation) on anything malformed.
 """
 
@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 from umup_sweep.spec import DataSpec, ModelSpec, TrainSpec
 
-StrategyName = Literal["grid", "independent", "random", "tpe"]
 ExecutorName = Literal["ray", "serial"]
 Metric = Literal["val_loss", "final_train_loss"]
 
@@ -87,19 +86,19 @@ class SweepSpec:
     name: str
     family: ProxyFamily
     hyperparameters: dict[str, HPSpace]
-    defaults: dict[str, float]
-    train: TrainSpec
+    defaults: dict[str, float]  # every HP's value when not swept (incl. lr, weight_decay)
+    train: TrainSpec  # its lr/weight_decay are unused: trials take them from `defaults`
     data: DataSpec = field(default_factory=DataSpec)
     seeds: tuple[int, ...] = (0,)
     # The precision axis: every proxy runs at each; empty means (train.precision,).
     precisions: tuple[str, ...] = ()
-    strategy: StrategyName = "grid"
+    strategy: str = "grid"  # a name in `umup_sweep.search.STRATEGIES`
     metric: Metric = "val_loss"
     budget: int | None = None  # trials per proxy for random/tpe
     execution: ExecutionSpec = field(default_factory=ExecutionSpec)
     storage: StorageSpec = field(default_factory=StorageSpec)
     analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
-    strategy_options: dict[str, Any] = field(default_factory=dict)
+    strategy_options: dict[str, Any] = field(default_factory=dict)  # see the strategy's OPTIONS
     # Where the sweep was read from: for messages only, so not part of equality.
     source: str = field(default="<inline>", compare=False)
 

@@ -1,0 +1,125 @@
+"""What the transfer and precision analyses share: one swept line's seed statistics per HP value
+(`CurvePoint`), its trials as arrays for the fits (`line_points`), the interval width and the
+bootstrap size, and the small numeric helpers both use.
+
+Example:
+    >>> import pandas as pd
+    >>> line = pd.DataFrame({"lr": [0.5, 0.5, 1.0, 2.0], "seed": [0, 1, 0, 0],
+    ...                      "status": ["ok", "ok", "ok", "diverged"],
+    ...                      "val_loss": [2.0, 2.2, 1.9, None]})
+    >>> [(p.log2, p.mean, p.n_ok, p.n_diverged) for p in curve_points(line, "lr", "val_loss")]
+    [(-1.0, 2.1, 2, 0), (0.0, 1.9, 1, 0), (1.0, None, 0, 1)]
+    >>> line_points(line, "lr", "val_loss").grid.tolist()
+    [-1.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from umup_sweep.fitting import LinePoints
+
+Z = 2.0  # half-width of the interval in standard errors (≈95%)
+N_BOOT = 200  # parametric-bootstrap replicates for the standard errors
+ROUND = 9  # significant digits used to decide two HP values are "the same grid point"
+
+
+@dataclass
+class CurvePoint:
+    """One HP value at one proxy: the seed-mean metric and what happened to every seed."""
+
+    value: float
+    log2: float
+    mean: float | None
+    std: float | None
+    min: float | None
+    max: float | None
+    n_ok: int
+    n_diverged: int
+    n_failed: int
+
+    @property
+    def eligible(self) -> bool:
+        """Whether it can be the optimum: at least half of its finished seeds are ok."""
+        return self.n_ok > 0 and 2 * self.n_ok >= self.n_ok + self.n_diverged
+
+
+def rounded(value: float) -> float:
+    """``value`` to `ROUND` significant digits: equal grid values compare equal.
+
+    Example:
+        >>> rounded(0.1 + 0.2) == rounded(0.3)
+        True
+    """
+    return float(f"{float(value):.{ROUND}g}")
+
+
+def curve_points(line: pd.DataFrame, hp: str, metric: str) -> list[CurvePoint]:
+    """Seed statistics per HP value (ok trials only in the statistics; all counted)."""
+    points = []
+    for value, g in line.groupby(line[hp].map(rounded), sort=True):
+        ok = g.loc[(g["status"] == "ok") & g[metric].notna(), metric].astype(float)
+        n_ok = len(ok)
+        points.append(
+            CurvePoint(
+                value=float(value),
+                log2=math.log2(float(value)),
+                mean=float(ok.mean()) if n_ok else None,
+                std=float(ok.std(ddof=0)) if n_ok else None,
+                min=float(ok.min()) if n_ok else None,
+                max=float(ok.max()) if n_ok else None,
+                n_ok=n_ok,
+                n_diverged=int((g["status"] == "diverged").sum()),
+                n_failed=int((g["status"] == "failed").sum()),
+            )
+        )
+    return points
+
+
+def line_points(
+    line: pd.DataFrame, hp: str, metric: str, curve: list[CurvePoint] | None = None
+) -> LinePoints:
+    """The ok trials of one line as arrays; a grid point may be the optimum when it is
+    `CurvePoint.eligible` (``curve``: the line's `curve_points`, computed when not given)."""
+    curve = curve_points(line, hp, metric) if curve is None else curve
+    ok = line[(line["status"] == "ok") & line[metric].notna()]
+    x = np.array([rounded(v) for v in np.log2(ok[hp].to_numpy(float))])
+    with_ok = [c for c in curve if c.n_ok > 0]
+    grid = np.array([c.log2 for c in with_ok])
+    # Nearest grid point: the curve's log2 comes from the rounded value, so it can differ from
+    # x in the 9th digit (half-step grids like 2^-9.5); exact matching would misfile trials.
+    gidx = np.abs(x[:, None] - grid[None, :]).argmin(axis=1) if len(grid) else np.zeros(0, int)
+    return LinePoints(
+        x=x,
+        y=ok[metric].to_numpy(float),
+        seed=ok["seed"].to_numpy(),
+        grid=grid,
+        gidx=gidx,
+        eligible=np.array([c.eligible for c in with_ok], dtype=bool),
+    )
+
+
+def finite_or_none(v: float | None) -> float | None:
+    """``v`` as a float, None when missing or not finite (JSON-friendly).
+
+    Example:
+        >>> finite_or_none(1), finite_or_none(float("nan")), finite_or_none(None)
+        (1.0, None, None)
+    """
+    return float(v) if v is not None and math.isfinite(v) else None
+
+
+def half_range(values: np.ndarray) -> np.ndarray:
+    """Half the 16–84% range along the first axis: a standard error from bootstrap replicates
+    that tolerates a few wild ones.
+
+    Example:
+        >>> round(float(half_range(np.arange(101.0))), 2)
+        34.13
+    """
+    lo, hi = np.percentile(np.asarray(values), [15.87, 84.13], axis=0)
+    return (hi - lo) / 2

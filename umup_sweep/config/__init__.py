@@ -1,0 +1,52 @@
+"""Sweep, proxy-family and trial configuration: YAML in, validated specs out.
+
+`load_sweep` reads `sweeps/*.yaml` into a `SweepSpec`, `load_proxy_family` reads
+`proxies/*.yaml` into a `ProxyFamily`, `load_trial` reads the trial YAML of `umup-sweep train`
+into a `TrialSpec`. Bad input raises `ConfigError`: one line naming the file, the dotted key
+and what was expected. `sweep_to_dict` is the resolved form written to `runs/<name>/sweep.yaml`
+and `sweep_hash` the identity a run directory is resumed under.
+
+Example:
+    >>> proxy = {"base": {"head_dim": 16}, "widths": [32, 64], "depths": [1]}
+    >>> sweep = load_sweep({"name": "demo", "proxy": proxy, "hyperparameters": {"lr": [0.5, 1]}},
+    ...                    overrides=parse_overrides(["train.steps=20"]))
+    >>> sweep.train.steps, len(sweep.family.specs()), sweep_to_dict(sweep)["defaults"]["lr"]
+    (20, 2, 1.0)
+"""
+
+from umup_sweep.config._identity import sweep_hash, sweep_to_dict
+from umup_sweep.config._options import OptionContext
+from umup_sweep.config._proxy import load_proxy_family
+from umup_sweep.config._sections import precision_names
+from umup_sweep.config._spec import (
+    AnalysisSpec,
+    ExecutionSpec,
+    HPSpace,
+    ProxyFamily,
+    StorageSpec,
+    SweepSpec,
+)
+from umup_sweep.config._sweep import load_sweep
+from umup_sweep.config._trial import TRIAL_YAML_KEYS, load_trial
+from umup_sweep.config._validate import build_section
+from umup_sweep.config._yaml import parse_overrides, read_yaml
+
+__all__ = [
+    "TRIAL_YAML_KEYS",
+    "AnalysisSpec",
+    "ExecutionSpec",
+    "HPSpace",
+    "OptionContext",
+    "ProxyFamily",
+    "StorageSpec",
+    "SweepSpec",
+    "build_section",
+    "load_proxy_family",
+    "load_sweep",
+    "load_trial",
+    "parse_overrides",
+    "precision_names",
+    "read_yaml",
+    "sweep_hash",
+    "sweep_to_dict",
+]

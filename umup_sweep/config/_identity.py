@@ -1,0 +1,98 @@
+"""A sweep's resolved form (`runs/<name>/sweep.yaml`) and its identity hash.
+
+Example:
+    >>> from umup_sweep.config import load_sweep
+    >>> proxy = {"base": {"head_dim": 16}, "widths": [32], "depths": [1]}
+    >>> sweep = load_sweep({"name": "a", "proxy": proxy, "hyperparameters": {"lr": [1, 2]}})
+    >>> load_sweep(sweep_to_dict(sweep)) == sweep
+    True
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+from typing import Any
+
+from umup_sweep.config._spec import HPSpace, SweepSpec
+
+__all__ = ["sweep_hash", "sweep_to_dict"]
+
+# Not part of the identity: where and how trials run, how results are judged.
+_NOT_HASHED = ("name", "execution", "storage", "analysis")
+
+
+def _space_to_dict(space: HPSpace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if space.values:
+        out["values"] = list(space.values)
+    if space.low is not None:
+        out["distribution"] = "log_uniform_values" if space.log else "uniform"
+        out["min"] = space.low
+        out["max"] = space.high
+    return out
+
+
+def sweep_to_dict(sweep: SweepSpec) -> dict[str, Any]:
+    """The resolved sweep as plain data (what `runs/<name>/sweep.yaml` holds).
+
+    Everything is explicit (proxy inlined, defaults filled in), so `load_sweep` of the written
+    file gives an equal `SweepSpec` wherever it is read from. lr and weight_decay appear once,
+    in `defaults` (`train` holds no HPs).
+    """
+    base = dataclasses.asdict(sweep.family.base)
+    base.pop("n_heads")  # derived from head_dim per width (ProxyFamily.specs)
+    train = dataclasses.asdict(sweep.train)
+    for k in ("lr", "weight_decay"):
+        train.pop(k)
+    storage = dataclasses.asdict(sweep.storage)
+    storage["run_dir"] = str(sweep.storage.run_dir)
+    return {
+        "name": sweep.name,
+        "proxy": {
+            "name": sweep.family.name,
+            "base": base,
+            "widths": list(sweep.family.widths),
+            "depths": list(sweep.family.depths),
+        },
+        "seeds": list(sweep.seeds),
+        "precisions": list(sweep.precisions),
+        "strategy": sweep.strategy,
+        "metric": {"name": sweep.metric, "goal": "minimize"},
+        "hyperparameters": {n: _space_to_dict(s) for n, s in sweep.hyperparameters.items()},
+        "defaults": dict(sweep.defaults),
+        "budget": sweep.budget,
+        "strategy_options": copy.deepcopy(sweep.strategy_options),
+        "train": train,
+        "data": dataclasses.asdict(sweep.data),
+        "execution": dataclasses.asdict(sweep.execution),
+        "storage": storage,
+        "analysis": dataclasses.asdict(sweep.analysis),
+    }
+
+
+def sweep_hash(sweep: SweepSpec) -> str:
+    """Hash of what decides which trials run (not name, execution, storage or analysis).
+
+    Two sweeps with the same hash propose the same trials from the same results, so a run
+    directory may be resumed with either; a different hash under the same name is refused.
+
+    Example:
+        >>> from umup_sweep.config import load_sweep
+        >>> proxy = {"base": {"head_dim": 16}, "widths": [32], "depths": [1]}
+        >>> a = load_sweep({"name": "a", "proxy": proxy, "hyperparameters": {"lr": [1, 2]}})
+        >>> b = load_sweep({"name": "a", "proxy": proxy, "hyperparameters": {"lr": [1, 2]},
+        ...                 "execution": {"max_concurrent": 8}})
+        >>> sweep_hash(a) == sweep_hash(b)
+        True
+    """
+    d = sweep_to_dict(sweep)
+    for k in _NOT_HASHED:
+        d.pop(k)
+    d["train"].pop("threads")  # not part of trial_key either
+    if d["precisions"] == [sweep.train.precision]:
+        d.pop("precisions")  # a one-precision sweep hashes as before the axis existed
+    blob = json.dumps(d, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

@@ -1,0 +1,85 @@
+"""What a run directory holds, for `umup-sweep status`: counts by status, the best trial, the
+driver running it (if any) and the sweep's estimated size. Reads only: safe while a sweep runs.
+
+Example:
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from umup_sweep.config import HPSpace, ProxyFamily, StorageSpec, SweepSpec
+    >>> from umup_sweep.spec import ModelSpec, TrainSpec
+    >>> family = ProxyFamily("tiny", ModelSpec(width=32, depth=1), (32,), (1,))
+    >>> sweep = SweepSpec("demo", family, {"lr": HPSpace(values=(0.5, 1.0))}, {},
+    ...                   TrainSpec(steps=5), storage=StorageSpec(run_dir=Path(tempfile.mkdtemp())))
+    >>> RunStore.open(sweep).close()
+    >>> status = run_status(RunStore.load(sweep.run_dir))
+    >>> status.counts["total"], status.best, status.driver_pid, status.total_estimate
+    (0, None, None, 2)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from umup_sweep.store import RunStore, lock_holder
+
+
+def summarize_store(store: RunStore) -> dict[str, Any]:
+    """Counts by status and the best ok trial of a stored run."""
+    df = store.results()
+    counts = {"total": len(df)} | {
+        s: int((df["status"] == s).sum()) for s in ("ok", "diverged", "failed")
+    }
+    ok = df[(df["status"] == "ok") & df[store.metric].notna()]
+    best = ok.loc[ok[store.metric].idxmin()].to_dict() if len(ok) else None
+    return {"counts": counts, "best": best}
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """What a run directory holds.
+
+    Attributes:
+        run_dir, metric, swept: the run directory, its metric and swept HP names.
+        counts: stored trials by status (`ok`, `diverged`, `failed`) and `total`.
+        best: the best ok trial's row, or None.
+        driver_pid: the process running the sweep now, or None.
+        total_estimate: the strategy's estimate of the sweep's size, or None when the
+            sweep's strategy cannot be rebuilt.
+    """
+
+    run_dir: Path
+    metric: str
+    swept: tuple[str, ...]
+    counts: dict[str, int]
+    best: dict[str, Any] | None
+    driver_pid: int | None
+    total_estimate: int | None
+
+
+def run_status(store: RunStore) -> RunStatus:
+    """The status of a stored run (`RunStore.load(run_dir)`; see the module example)."""
+    stats = summarize_store(store)
+    return RunStatus(
+        run_dir=store.run_dir,
+        metric=store.metric,
+        swept=store.swept,
+        counts=stats["counts"],
+        best=stats["best"],
+        driver_pid=lock_holder(store.run_dir),
+        total_estimate=_total_estimate(store),
+    )
+
+
+def _total_estimate(store: RunStore) -> int | None:
+    """The strategy's estimate of the sweep's size, or None when it cannot be rebuilt."""
+    try:
+        from umup_sweep.config import load_sweep
+        from umup_sweep.data import data_fingerprint
+        from umup_sweep.search import make_strategy
+
+        sweep = load_sweep(store.sweep_yaml)
+        strategy = make_strategy(sweep, data_fingerprint(sweep.data))
+        return strategy.total_estimate(store.results())
+    except Exception:  # no strategy module yet, or a sweep this version cannot read
+        return None

@@ -1,0 +1,348 @@
+"""`RunStore`: the run directory of one sweep and its trial database.
+
+How trials map to Optuna: each finished trial is one `add_trial`, with params = the swept HPs
+plus width, depth and seed (point distributions), value = the sweep metric, and user attrs
+`trial_key`, `stage`, `status`, `spec` (TrialSpec dict) and `result` (TrialResult minus curve).
+- ok       -> COMPLETE, value = metric.
+- diverged -> COMPLETE, value = +inf (a real, final outcome that Optuna can rank: never best).
+- failed   -> FAIL, with the one-line error in user attr `error`. A failed trial is not final:
+  a later run of the same sweep tries it again (`has()` is False for it).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from umup_sweep.config import SweepSpec, sweep_hash
+from umup_sweep.errors import StoreError
+from umup_sweep.spec import TrialResult, TrialSpec
+from umup_sweep.store._files import atomic_write_text, read_curve, write_curve
+from umup_sweep.store._layout import CURVES_DIR, STUDY_FILE, SWEEP_FILE, TRIALS_FILE
+from umup_sweep.store._lock import RunLock, StudyLock
+from umup_sweep.store._rows import FINAL_STATUSES, finite_or_inf, rows_frame, trial_row
+from umup_sweep.store._study import (
+    lock_study,
+    move_aside,
+    open_study,
+    remove_created,
+    storage_url,
+    unreadable,
+)
+from umup_sweep.store._sweep import changed_message, read_sweep, write_sweep
+
+
+class RunStore:
+    """The run directory of one sweep: commit finished trials, read them back, export.
+
+    Open it with `RunStore.open(sweep)` (the driver: creates the directory, takes the lock)
+    or `RunStore.load(run_dir)` (read-only: status, analysis). Readers get the trials from
+    `results()` and the validated sweep from `sweep()`; `trials.csv` is only an export.
+
+    Example:
+        >>> import tempfile
+        >>> from umup_sweep.config import load_sweep
+        >>> sweep = load_sweep({"name": "demo", "hyperparameters": {"lr": [0.5, 1.0]},
+        ...     "proxy": {"base": {"head_dim": 16}, "widths": [32], "depths": [1]},
+        ...     "storage": {"run_dir": tempfile.mkdtemp()}})
+        >>> with RunStore.open(sweep) as store:
+        ...     spec = TrialSpec(sweep.family.base, sweep.train)
+        ...     store.commit(spec, TrialResult(spec.trial_key, "ok", val_loss=2.5))
+        ...     store.has(spec.trial_key)
+        True
+        >>> reader = RunStore.load(sweep.run_dir)
+        >>> reader.sweep().name, reader.results()["val_loss"].tolist()
+        ('demo', [2.5])
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        study: optuna.Study,
+        sweep: SweepSpec,
+        *,
+        lock: RunLock | None = None,
+        storage: optuna.storages.BaseStorage | None = None,
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        self.metric: str = sweep.metric
+        self.swept: tuple[str, ...] = sweep.swept
+        self._sweep = sweep
+        self._study = study
+        # Trials are read and written through the uncached storage: optuna.Study's cache would
+        # keep every trial (with its spec) in memory, ~10 KiB per trial for the whole sweep.
+        self._storage = storage or study._storage
+        self._study_id = self._storage.get_study_id_from_name(study.study_name)
+        self._lock = lock
+        self._db_lock: StudyLock | None = None
+        self._created: list[Path] = []  # folders open() made: the run directory, new parents
+        self._new_study = False  # open() started the study (no sweep recorded in it before)
+        self._url = sweep.storage.url  # the storage URL when not the run directory's study.db
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._load_rows()
+
+    # -- opening -----------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, sweep: SweepSpec, *, force: bool = False) -> RunStore:
+        """Open (or create) the run directory of `sweep` for writing, holding its lock (and,
+        for a shared database, the study's lock on the server).
+
+        Args:
+            sweep: the sweep to run.
+            force: if the directory holds a different sweep, move it aside to
+                `<run_dir>.bak-<timestamp>` (and a remote study to `<name>.bak-<timestamp>`)
+                and start over, instead of refusing.
+
+        Raises:
+            StoreError: another driver holds the lock; the directory holds a different sweep
+                (without `force`); the trial database is unreadable or unreachable.
+        """
+        run_dir = sweep.run_dir
+        created = [d for d in (run_dir, *run_dir.parents) if not d.exists()]
+        run_dir.mkdir(parents=True, exist_ok=True)
+        locks = _Locks(RunLock(run_dir))
+        try:
+            store = cls._open_locked(sweep, force, locks)
+        except BaseException:
+            locks.release()
+            remove_created(created)  # a refused or failed open leaves no new folder behind
+            raise
+        store._created = created
+        store.export()
+        return store
+
+    @classmethod
+    def _open_locked(cls, sweep: SweepSpec, force: bool, locks: _Locks) -> RunStore:
+        """`open()` once the run directory's lock is held (the study's lock, when taken, is
+        added to `locks`, so the caller releases both on failure)."""
+        run_dir, name = sweep.run_dir, sweep.name
+        url = storage_url(run_dir, sweep.storage.url)
+        study, storage = open_study(url, name, run_dir, create=True)
+        locks.study = lock_study(url, name, study)
+        new_hash = sweep_hash(sweep)
+        old_hash = study.user_attrs.get("sweep_hash")
+        if old_hash is not None and old_hash != new_hash:
+            if not force:
+                raise StoreError(changed_message(run_dir, sweep))
+            locks.run.release()
+            move_aside(run_dir, name, sweep.storage.url)
+            run_dir.mkdir(parents=True)
+            locks.run = RunLock(run_dir)
+            study, storage = open_study(url, name, run_dir, create=True)
+            old_hash = None
+        study.set_user_attr("sweep_hash", new_hash)
+        study.set_user_attr("metric", sweep.metric)
+        study.set_user_attr("swept", list(sweep.swept))
+        if locks.study is not None:
+            study.set_user_attr("driver", f"host {socket.gethostname()}, pid {os.getpid()}")
+        write_sweep(run_dir, sweep)
+        (run_dir / CURVES_DIR).mkdir(exist_ok=True)
+        store = cls(run_dir, study, sweep, lock=locks.run, storage=storage)
+        store._db_lock = locks.study
+        store._new_study = old_hash is None
+        return store
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> RunStore:
+        """Open an existing run directory read-only (no lock; safe while a driver runs).
+
+        Raises:
+            StoreError: not a run directory, its sweep.yaml is damaged, or its trial database
+                is missing or unreadable.
+        """
+        run_dir = Path(run_dir)
+        sweep = read_sweep(run_dir)
+        url = sweep.storage.url
+        if not url and not (run_dir / STUDY_FILE).is_file():
+            raise StoreError(f"{run_dir} has no {STUDY_FILE}: no trial has been recorded there")
+        study, storage = open_study(storage_url(run_dir, url), sweep.name, run_dir, create=False)
+        return cls(run_dir, study, sweep, storage=storage)
+
+    def close(self) -> None:
+        """Release the locks (the driver's store); committed trials are already on disk."""
+        if self._lock is not None:
+            self._lock.release()
+        if self._db_lock is not None:
+            self._db_lock.release()
+            self._db_lock = None
+
+    def discard_if_unused(self) -> bool:
+        """Undo `open()` when it created the run (directory and study) and no trial has been
+        committed: a run that fails before its first trial leaves nothing behind. Returns
+        whether it removed anything; closes the store either way."""
+        unused = bool(self._created) and self._new_study and not self._rows
+        if unused:
+            try:
+                if self._url:
+                    optuna.delete_study(study_name=self._study.study_name, storage=self._url)
+            except Exception:  # best effort: an empty study is harmless
+                pass
+        self.close()
+        if unused:
+            remove_created(self._created)
+        return unused
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- paths ---------------------------------------------------------------------------
+
+    @property
+    def sweep_yaml(self) -> Path:
+        return self.run_dir / SWEEP_FILE
+
+    @property
+    def study_db(self) -> Path:
+        return self.run_dir / STUDY_FILE
+
+    @property
+    def trials_csv(self) -> Path:
+        return self.run_dir / TRIALS_FILE
+
+    @property
+    def curves_dir(self) -> Path:
+        return self.run_dir / CURVES_DIR
+
+    def curve_path(self, trial_key: str) -> Path:
+        """Where the loss curve of a trial lives."""
+        return self.curves_dir / f"{trial_key}.csv"
+
+    # -- reading -------------------------------------------------------------------------
+
+    def sweep(self) -> SweepSpec:
+        """The validated sweep of this run (what `open()` was given, or what `load()` read
+        from sweep.yaml through the config loader)."""
+        return self._sweep
+
+    def has(self, trial_key: str) -> bool:
+        """True when a final result (ok or diverged) of this trial is stored."""
+        row = self._rows.get(trial_key)
+        return row is not None and row["status"] in FINAL_STATUSES
+
+    def results(self) -> pd.DataFrame:
+        """All stored trials, one row per trial_key, in `TRIAL_COLUMNS` order."""
+        return rows_frame(list(self._rows.values()))
+
+    def curve(self, trial_key: str) -> pd.DataFrame:
+        """The loss curve of a trial (columns step, train_loss, val_loss).
+
+        Raises:
+            StoreError: the curve file is missing or damaged (the message says what to do).
+        """
+        return read_curve(self.curve_path(trial_key))
+
+    def spec(self, trial_key: str) -> TrialSpec:
+        """The full TrialSpec a stored trial ran with."""
+        for trial in reversed(self._trials()):
+            if trial.user_attrs.get("trial_key") == trial_key:
+                return TrialSpec.from_dict(trial.user_attrs["spec"])
+        raise KeyError(trial_key)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def commit(self, spec: TrialSpec, result: TrialResult) -> None:
+        """Record one finished trial: curve file, then the study (the commit point), then
+        trials.csv. A crash between the steps at worst re-runs this one trial."""
+        key = spec.trial_key
+        if result.curve:
+            self.curves_dir.mkdir(exist_ok=True)
+            write_curve(self.curve_path(key), result.curve)
+        self._storage.create_new_trial(self._study_id, template_trial=self._frozen(spec, result))
+        self._keep(trial_row(spec, result))
+        self.export()
+
+    def export(self) -> Path:
+        """Write trials.csv from the stored trials (atomic; cheap enough to call per commit)."""
+        atomic_write_text(self.trials_csv, self.results().to_csv(index=False))
+        return self.trials_csv
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _frozen(self, spec: TrialSpec, result: TrialResult) -> optuna.trial.FrozenTrial:
+        """The Optuna trial that records one finished trial (see the module docstring)."""
+        attrs: dict[str, Any] = {
+            "trial_key": spec.trial_key,
+            "stage": spec.labels.get("stage"),
+            "status": result.status,
+            "spec": spec.to_dict(),
+            "result": {k: v for k, v in result.to_dict().items() if k != "curve"},
+        }
+        params, dists = self._params(spec)
+        if result.status == "failed":
+            attrs["error"] = result.error or "unknown error"
+            return optuna.trial.create_trial(
+                state=TrialState.FAIL, params=params, distributions=dists, user_attrs=attrs
+            )
+        value = finite_or_inf(getattr(result, self.metric) if result.status == "ok" else None)
+        return optuna.trial.create_trial(
+            state=TrialState.COMPLETE,
+            value=value,
+            params=params,
+            distributions=dists,
+            user_attrs=attrs,
+        )
+
+    def _params(self, spec: TrialSpec) -> tuple[dict[str, Any], dict[str, BaseDistribution]]:
+        hps = spec.hps
+        params: dict[str, Any] = {name: hps[name] for name in self.swept if name in hps}
+        dists: dict[str, BaseDistribution] = {
+            name: FloatDistribution(value, value) for name, value in params.items()
+        }
+        for name in ("width", "depth"):
+            params[name] = int(getattr(spec.model, name))
+            dists[name] = IntDistribution(params[name], params[name])
+        params["seed"] = int(spec.seed)
+        dists["seed"] = IntDistribution(spec.seed, spec.seed)
+        return params, dists
+
+    def _trials(self) -> list[optuna.trial.FrozenTrial]:
+        try:
+            return self._storage.get_all_trials(self._study_id, deepcopy=False)
+        except Exception as exc:  # sqlalchemy errors on a damaged database
+            raise StoreError(unreadable(self.run_dir, exc, self._url)) from None
+
+    def _load_rows(self) -> None:
+        for trial in self._trials():
+            attrs = trial.user_attrs
+            if "spec" not in attrs or "result" not in attrs:
+                continue  # not one of ours (e.g. a trial added by hand)
+            try:
+                spec = TrialSpec.from_dict(attrs["spec"])
+                result = TrialResult.from_dict(attrs["result"])
+            except (TypeError, KeyError, ValueError) as exc:
+                raise StoreError(
+                    f"{self.run_dir}: trial #{trial.number} in the study has an unreadable "
+                    f"record ({exc}); it was not written by this version of umup-sweep"
+                ) from None
+            self._keep(trial_row(spec, result))
+
+    def _keep(self, row: dict[str, Any]) -> None:
+        """Newest row per key wins, except that a failure never hides a final result."""
+        old = self._rows.get(row["trial_key"])
+        if old is not None and old["status"] in FINAL_STATUSES and row["status"] == "failed":
+            return
+        self._rows[row["trial_key"]] = row
+
+
+class _Locks:
+    """The locks `open()` holds: the run directory's, and a shared database study's."""
+
+    def __init__(self, run: RunLock) -> None:
+        self.run = run
+        self.study: StudyLock | None = None
+
+    def release(self) -> None:
+        self.run.release()
+        if self.study is not None:
+            self.study.release()

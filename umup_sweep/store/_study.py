@@ -1,0 +1,126 @@
+"""The Optuna study behind a run directory: open it (SQLite `study.db` or a shared database),
+lock it on a shared server, move it aside, and say in one line why it cannot be used.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import optuna
+
+from umup_sweep.errors import StoreError
+from umup_sweep.store._layout import STUDY_FILE
+from umup_sweep.store._lock import StudyLock, storage_label
+
+
+def storage_url(run_dir: Path, url: str | None) -> str:
+    """The storage URL of a run: `url`, or the run directory's own `study.db`.
+
+    Example:
+        >>> storage_url(Path("/runs/demo"), None)
+        'sqlite:////runs/demo/study.db'
+    """
+    return url if url else f"sqlite:///{(run_dir / STUDY_FILE).resolve()}"
+
+
+def open_study(
+    url: str, name: str, run_dir: Path, *, create: bool
+) -> tuple[optuna.Study, optuna.storages.RDBStorage]:
+    """The study, and its storage without Optuna's in-memory trial cache.
+
+    Raises:
+        StoreError: no such study (with `create=False`), a missing database driver, or a
+            database that cannot be read or reached.
+    """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        storage = optuna.storages.RDBStorage(url)
+        if create:
+            study = optuna.create_study(
+                storage=storage, study_name=name, direction="minimize", load_if_exists=True
+            )
+        else:
+            study = optuna.load_study(storage=storage, study_name=name)
+        return study, storage
+    except KeyError:
+        where = run_dir if is_local(url, run_dir) else storage_label(url)
+        raise StoreError(f"{where}: the trial database has no study named {name!r}") from None
+    except StoreError:
+        raise
+    except ModuleNotFoundError as exc:
+        raise StoreError(
+            f"the trial database {storage_label(url)} needs the Python package {exc.name!r}, "
+            "which is not installed (for PostgreSQL: pip install psycopg2-binary)"
+        ) from None
+    except Exception as exc:
+        raise StoreError(unreadable(run_dir, exc, url)) from None
+
+
+def lock_study(url: str, name: str, study: optuna.Study) -> StudyLock | None:
+    """Take the server-side lock of a shared database's study (None for SQLite)."""
+
+    def holder() -> str | None:
+        try:
+            return str(study.user_attrs.get("driver") or "") or None
+        except Exception:
+            return None
+
+    try:
+        lock = StudyLock(url, name, holder=holder)
+    except StoreError:
+        raise
+    except Exception as exc:
+        raise StoreError(unreadable(Path("."), exc, url)) from None
+    return lock if lock.held else None
+
+
+def is_local(url: str, run_dir: Path) -> bool:
+    """Whether `url` is the run directory's own study.db."""
+    return url == storage_url(run_dir, None)
+
+
+def unreadable(run_dir: Path, exc: BaseException, url: str | None = None) -> str:
+    """One line: the trial database cannot be used, and what to do about it."""
+    first = (str(exc).strip().splitlines() or [""])[0][:160]
+    if url is not None and not is_local(url, run_dir):
+        return (
+            f"cannot use the trial database {storage_label(url)} ({type(exc).__name__}: "
+            f"{first}); check that the server is running and the URL, user and password "
+            "are right"
+        )
+    db = run_dir / STUDY_FILE
+    return (
+        f"{db} is not a readable trial database ({type(exc).__name__}: {first}); restore it "
+        f"from a backup, or move it aside (mv {db} {db}.broken) and rerun to recompute its "
+        "trials"
+    )
+
+
+def remove_created(created: list[Path]) -> None:
+    """Remove the run directory `open()` created, then the parents it created if empty."""
+    if not created:
+        return
+    shutil.rmtree(created[0], ignore_errors=True)
+    for parent in created[1:]:
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+
+
+def move_aside(run_dir: Path, name: str, url: str | None) -> Path:
+    """Keep the old run: rename its directory (and copy a remote study) to `.bak-<time>`."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    backup = run_dir.with_name(f"{run_dir.name}.bak-{stamp}")
+    if url:
+        optuna.copy_study(
+            from_study_name=name,
+            from_storage=url,
+            to_storage=url,
+            to_study_name=f"{name}.bak-{stamp}",
+        )
+        optuna.delete_study(study_name=name, storage=url)
+    shutil.move(str(run_dir), str(backup))
+    return backup

@@ -1,0 +1,104 @@
+"""The sweep a run directory holds: `sweep.yaml` written from the validated `SweepSpec`, and
+read back through the config loader (so readers get the same validated `SweepSpec`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from umup_sweep.config import SweepSpec, load_sweep, sweep_to_dict
+from umup_sweep.errors import ConfigError, StoreError
+from umup_sweep.store._files import atomic_write_text
+from umup_sweep.store._layout import SWEEP_FILE
+
+# Sweep keys that do not decide which trials run (they may change between reruns).
+_NOT_IDENTITY = ("source", "name", "execution", "storage", "analysis", "train.threads")
+
+
+def write_sweep(run_dir: Path, sweep: SweepSpec) -> Path:
+    """Write the resolved sweep to `<run_dir>/sweep.yaml` (atomically)."""
+    path = run_dir / SWEEP_FILE
+    atomic_write_text(path, yaml.safe_dump(_plain(sweep_to_dict(sweep)), sort_keys=False))
+    return path
+
+
+def read_sweep(run_dir: Path) -> SweepSpec:
+    """The validated sweep of a run directory, from its `sweep.yaml`.
+
+    Raises:
+        StoreError: not a run directory (no sweep.yaml), or its sweep.yaml is damaged (one
+            line naming the file, what is wrong and what to do).
+    """
+    path = run_dir / SWEEP_FILE
+    if not path.is_file():
+        raise StoreError(
+            f"{run_dir} is not a run directory (no {SWEEP_FILE}); "
+            "give the folder `umup-sweep run` wrote, e.g. runs/<sweep name>"
+        )
+    try:
+        return load_sweep(path)
+    except ConfigError as exc:
+        why = f"{exc.key}: {exc.expected}" if exc.key else exc.expected
+        raise StoreError(damaged_sweep(path, why)) from None
+
+
+def damaged_sweep(path: Path, why: str) -> str:
+    """The one-line message for a damaged sweep.yaml."""
+    return (
+        f"{path} is damaged ({why}); the trials are intact in the trial database: rerun "
+        "`umup-sweep run <the sweep file>` to rewrite it"
+    )
+
+
+def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Dotted keys whose values differ between two sweep dicts, those that decide which trials
+    run first (execution, storage, analysis settings only when nothing else differs).
+
+    Example:
+        >>> changed_keys({"seeds": [0], "execution": {"executor": "ray"}},
+        ...              {"seeds": [0, 1], "execution": {"executor": "serial"}})
+        ['seeds']
+        >>> changed_keys({"execution": {"executor": "ray"}}, {"execution": {"executor": "serial"}})
+        ['execution.executor']
+    """
+    a, b = _flatten(_plain(old)), _flatten(_plain(new))
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k != "source")
+    identity = [k for k in keys if not any(k == p or k.startswith(p + ".") for p in _NOT_IDENTITY)]
+    return identity or keys
+
+
+def changed_message(run_dir: Path, sweep: SweepSpec) -> str:
+    """Why `open()` refuses a run directory that holds a different sweep."""
+    try:
+        old = yaml.safe_load((run_dir / SWEEP_FILE).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        old = {}
+    keys = changed_keys(old, sweep_to_dict(sweep)) if isinstance(old, dict) and old else []
+    shown = ", ".join(keys[:8]) + (f", ... ({len(keys)} in all)" if len(keys) > 8 else "")
+    return (
+        f"{run_dir} holds a different sweep (changed keys: {shown or 'unknown'}); "
+        "use --force to start over (the old run is moved aside) or give a new name"
+    )
+
+
+def _plain(obj: Any) -> Any:
+    """Tuples to lists, Paths to str: something yaml.safe_dump and json accept."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out

@@ -7,7 +7,8 @@ of it, and use the parabola's vertex when it opens upward and lies inside that w
 the grid argmin itself. `log2_optimum` is that rule; `LinePoints` holds one line's trials.
 
 The transfer analysis applies it per proxy to every seed's trial (``window=2``, its default);
-`umup_sweep.search.fit_log2_minimum` applies it to one pooled loss per value.
+`umup_sweep.search.fit_log2_minimum` applies it to one pooled loss per value (the
+independent search reports it beside the measured best it adopts).
 
 Example:
     >>> pts = LinePoints.from_curve([-2.0, -1.0, 0.0, 1.0, 2.0], [2.9, 2.2, 2.1, 2.4, 3.1])

@@ -74,11 +74,10 @@ def run_status(store: RunStore) -> RunStatus:
 def _total_estimate(store: RunStore) -> int | None:
     """The strategy's estimate of the sweep's size, or None when it cannot be rebuilt."""
     try:
-        from umup_sweep.config import load_sweep
         from umup_sweep.data import data_fingerprint
         from umup_sweep.search import make_strategy
 
-        sweep = load_sweep(store.sweep_yaml)
+        sweep = store.sweep()
         strategy = make_strategy(sweep, data_fingerprint(sweep.data))
         return strategy.total_estimate(store.results())
     except Exception:  # no strategy module yet, or a sweep this version cannot read

@@ -77,7 +77,7 @@ def run_many(spec: SweepSpec, effects, truth=None) -> list[dict]:
         results = drive(strategy, noisy(effects, search, truth), max_new=1000)
         summary = strategy.summary(results)
         assert summary["complete"]
-        out.append(summary)
+        out.append({**summary, "n_trials": len(results)})
     return out
 
 

@@ -10,7 +10,6 @@ from collections import Counter
 from collections.abc import Callable
 
 import pandas as pd
-import pytest
 from search_synthetic import COLUMNS, row, synthetic_loss
 
 from umup_sweep.config import SweepSpec, load_sweep

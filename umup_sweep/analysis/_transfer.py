@@ -42,6 +42,7 @@ from umup_sweep.analysis._points import (
     rounded,
 )
 from umup_sweep.analysis._run import DEFAULT_PRECISION, precision_rank
+from umup_sweep.config import AnalysisSpec
 from umup_sweep.fitting import FIT_WINDOW, LinePoints, fit_parabola, log2_optimum
 from umup_sweep.spec import HP_NAMES
 
@@ -440,7 +441,7 @@ def analyze_trials(
     trials: pd.DataFrame,
     swept: tuple[str, ...] | list[str],
     metric: str = "val_loss",
-    tolerance: float = 0.25,
+    tolerance: float = AnalysisSpec().tolerance,
     window: int = FIT_WINDOW,
 ) -> dict[str, dict[str, HPTransfer]]:
     """Analyse a trials table: ``{hp: {key: HPTransfer}}`` for each swept HP, one analysis per

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from umup_sweep.spec import ModelSpec, TrainSpec, TrialSpec
+from umup_sweep.spec import ModelSpec, TrainSpec, TrialResult, TrialSpec
 
 
 def _with_overrides(
@@ -99,11 +99,15 @@ def train(
 
     result = run_trial(spec)
     if curve is not None:
+        from umup_sweep.store import write_curve  # the run directory's curve format
+
         curve.parent.mkdir(parents=True, exist_ok=True)
-        lines = ["step,train_loss,val_loss"] + [
-            f"{s},{t},{'' if v is None else v}" for s, t, v in result.curve
-        ]
-        curve.write_text("\n".join(lines) + "\n")
+        write_curve(curve, result.curve)
+    _print_result(spec, result, as_json)
+
+
+def _print_result(spec: TrialSpec, result: TrialResult, as_json: bool) -> None:
+    """The trial's result as JSON, or as a few aligned lines."""
     if as_json:
         payload = result.to_dict()
         payload.pop("curve")

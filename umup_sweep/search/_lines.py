@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from umup_sweep.search._evidence import Noise, one_sided_p, paired_gain, pooled_noise
+from umup_sweep.search._fit import fit_log2_minimum
 from umup_sweep.search._trials import ResultIndex, make_trial
 from umup_sweep.spec import ModelSpec, TrialSpec
 
@@ -157,15 +158,27 @@ class LineSearch:
     def _curve(
         self, index: ResultIndex, center: HPs, hp: str, values: Sequence[float]
     ) -> dict[str, Any]:
-        """Pooled losses of a finished line and its measured best (the centre's value when
-        every trial failed)."""
+        """Pooled losses of a finished line, its measured best (the centre's value when every
+        trial failed) and, for information, its fitted optimum.
+
+        The search adopts the measured best, because what it adopts must have been run; the
+        fitted optimum is the transfer analysis's estimator (`umup_sweep.fitting`) on the
+        same pooled line, so the two name the same sub-grid optimum for the same data.
+        """
         losses = [self._pooled(index, {**center, hp: v}) for v in values]
         i = argmin_finite(losses)
         if i is None:
-            best, best_loss = center.get(hp, self.sweep.defaults[hp]), math.nan
+            best, best_loss, fitted = center.get(hp, self.sweep.defaults[hp]), math.nan, math.nan
         else:
             best, best_loss = values[i], losses[i]
-        return {"values": list(values), "losses": losses, "best": best, "best_loss": best_loss}
+            fitted = fit_log2_minimum(values, losses)
+        return {
+            "values": list(values),
+            "losses": losses,
+            "best": best,
+            "best_loss": best_loss,
+            "fitted": fitted,
+        }
 
 
 def argmin_finite(losses: Sequence[float]) -> int | None:

@@ -142,7 +142,6 @@ def test_kill_minus_nine_loses_at_most_the_trial_in_flight(tmp_path):
 
 @pytest.mark.ray
 def test_real_trials_same_loss_through_ray_and_serial(ray_session, tmp_path):
-    pytest.importorskip("umup_sweep.models")
     losses = {}
     for kind in ("serial", "ray"):
         sweep = tiny_sweep(tmp_path / kind, lrs=(0.5, 2.0, 2.0**12), executor=kind)

@@ -79,8 +79,9 @@ def test_compile_flag_compiles_the_model_and_changes_the_key(monkeypatch) -> Non
 
     monkeypatch.setattr(torch, "compile", fake_compile)
     plain = TrialSpec(TINY_MODEL, TrainSpec(steps=2, batch_size=2, eval_batches=1))
-    with_compile = TrialSpec(TINY_MODEL, TrainSpec(steps=2, batch_size=2, eval_batches=1,
-                                                   compile=True))
+    with_compile = TrialSpec(
+        TINY_MODEL, TrainSpec(steps=2, batch_size=2, eval_batches=1, compile=True)
+    )
     assert plain.trial_key != with_compile.trial_key
     run_trial(plain)
     assert compiled == []

@@ -229,6 +229,9 @@ class TrialResult:
         return cls(**d)
 
 
+_LEAVES = (int, float, str, bool, type(None))
+
+
 def _plain(obj: Any) -> Any:
     """`dataclasses.asdict` without its deep copies (the specs hold plain, immutable values):
     the same output, several times faster, which matters because strategies hash thousands
@@ -238,6 +241,8 @@ def _plain(obj: Any) -> Any:
         >>> _plain(DataSpec()) == dataclasses.asdict(DataSpec())
         True
     """
+    if type(obj) in _LEAVES:
+        return obj
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (list, tuple)):

@@ -38,6 +38,7 @@ from umup_sweep.analysis._plots import transfer_figure
 from umup_sweep.analysis._precision import PrecisionReport, compare_precisions
 from umup_sweep.analysis._report import report_markdown
 from umup_sweep.analysis._run import DEFAULT_PRECISION, RunData, load_run, precision_rank
+from umup_sweep.analysis._search import search_record
 from umup_sweep.analysis._transfer import HPTransfer, analyze_trials, result_key
 from umup_sweep.fitting import FIT_WINDOW
 from umup_sweep.store import PLOTS_DIR, RECOMMENDED_FILE, REPORT_FILE, TRANSFER_FILE
@@ -59,6 +60,7 @@ class TransferReport:
     results: dict[str, dict[str, HPTransfer]]
     precisions: list[str] = field(default_factory=lambda: [DEFAULT_PRECISION])
     precision: PrecisionReport | None = None
+    search: dict[str, Any] | None = None  # what an independent search decided, per precision
 
     def get(
         self, hp: str, parametrization: str, precision: str = DEFAULT_PRECISION
@@ -67,8 +69,11 @@ class TransferReport:
         return self.results.get(hp, {}).get(result_key(parametrization, precision))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (NaN written as null)."""
-        return _clean(asdict(self))
+        """JSON-ready dict (NaN written as null; no `search` key unless the run had one)."""
+        out = _clean(asdict(self))
+        if out.get("search") is None:
+            out.pop("search", None)
+        return out
 
     def write(self, path: str | Path | None = None) -> Path:
         """Write `transfer.json` (into the run directory unless ``path`` is given)."""
@@ -165,6 +170,7 @@ def analyze_run(
         results=results,
         precisions=precision.precisions,
         precision=precision,
+        search=search_record(run.spec, run.trials, run.data_fingerprint),
     )
     if write:
         report.write()

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from umup_sweep.analysis._search import search_markdown
 from umup_sweep.analysis._transfer import HPTransfer
 from umup_sweep.store import RECOMMENDED_FILE, TRANSFER_FILE
 
@@ -182,6 +183,7 @@ def report_markdown(
         lines.append("| – | – | – | no HP swept over ≥ 3 values | – |")
     lines += ["", f"Machine-readable: [{TRANSFER_FILE}]({TRANSFER_FILE}).", ""]
     lines += _precision_section(report)
+    lines += search_markdown(report.search)
     if plots:
         lines += ["## Plots", ""]
         for p in plots:

@@ -58,6 +58,7 @@ class RunData:
         precision_loss_threshold: loss gap at the optimum beyond which a low precision
             degrades (`analysis.precision_loss_threshold`).
         spec: the validated sweep the run was made with.
+        data_fingerprint: the corpus fingerprint the trials ran with (part of their keys).
 
     Example:
         >>> import pandas as pd
@@ -78,6 +79,7 @@ class RunData:
     precision_tolerance: float = DEFAULT_PRECISION_TOLERANCE
     precision_loss_threshold: float = DEFAULT_PRECISION_LOSS_THRESHOLD
     spec: SweepSpec | None = None
+    data_fingerprint: str = ""
 
     @property
     def precisions(self) -> list[str]:
@@ -129,4 +131,5 @@ def load_run(run_dir: str | Path, metric: str | None = None) -> RunData:
         precision_tolerance=sweep.analysis.precision_tolerance,
         precision_loss_threshold=sweep.analysis.precision_loss_threshold,
         spec=sweep,
+        data_fingerprint=store.spec(str(trials["trial_key"].iloc[0])).data_fingerprint,
     )

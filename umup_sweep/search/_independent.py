@@ -156,7 +156,7 @@ class IndependentStrategy(LineSearch, BaseStrategy):
         self.models = sweep.family.specs()
         width = self.options["select_width"]
         self.selected = [m for m in self.models if width is None or m.width == width]
-        self._memo: dict[tuple[Any, ...], TrialSpec] = {}
+        self._memo: dict[tuple[Any, ...], Any] = {}
 
     # -- public --------------------------------------------------------------------------
 

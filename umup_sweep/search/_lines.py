@@ -34,7 +34,7 @@ class LineSearch:
     models: list[ModelSpec]
     selected: list[ModelSpec]
     options: dict[str, Any]
-    _memo: dict[tuple[Any, ...], TrialSpec]
+    _memo: dict[tuple[Any, ...], Any]  # TrialSpecs and lists of trial keys
 
     def _trials_at(
         self,
@@ -61,13 +61,23 @@ class LineSearch:
             trial = make_trial(
                 self.sweep, model, hps, seed, self.data_fingerprint, stage=stage, hp=hp
             )
+            key_memo = ("key", *memo[:3])
+            if key_memo in self._memo:  # the same trial under other labels: same key
+                trial.__dict__["trial_key"] = self._memo[key_memo]
+            else:
+                self._memo[key_memo] = trial.trial_key
             self._memo[memo] = trial
         return trial
 
     def _units(self, index: ResultIndex, hps: Mapping[str, float], seeds: Any) -> list[float]:
         """The metric of `hps` at each (seed, selected proxy), in a fixed order."""
-        trials = self._trials_at(hps, "", None, seeds=seeds, models=self.selected)
-        return [index.loss(t.trial_key) for t in trials]
+        seeds = tuple(self.sweep.seeds if seeds is None else seeds)
+        memo = ("keys", tuple(sorted(hps.items())), seeds)
+        keys = self._memo.get(memo)
+        if keys is None:
+            trials = self._trials_at(hps, "", None, seeds=seeds, models=self.selected)
+            keys = self._memo[memo] = [t.trial_key for t in trials]
+        return [index.loss(k) for k in keys]
 
     def _pooled(self, index: ResultIndex, hps: Mapping[str, float], seeds: Any = None) -> float:
         """Mean metric over the selected proxies and seeds; inf if any diverged."""

@@ -1,8 +1,9 @@
 """Files of a run directory written whole or not at all, and the per-trial curve files.
 
 `atomic_write_text` writes a temporary file next to the target and renames it over the
-target, so readers see the old or the new file, never half of one; the file gets the usual
-permissions (0o666 less the process umask, applied by the kernel when it is created).
+target, so readers see the old or the new file, never half of one. Run directories are
+private: files are created owner-only (`PRIVATE_FILE`, 0o600) and folders owner-only
+(`PRIVATE_DIR`, 0o700), less whatever the process umask also removes (the kernel applies it).
 """
 
 from __future__ import annotations
@@ -17,15 +18,17 @@ from umup_sweep.errors import StoreError
 from umup_sweep.store._layout import STUDY_FILE
 
 CURVE_COLUMNS = ("step", "train_loss", "val_loss")
+PRIVATE_FILE = 0o600  # a run's files: results, the trial database, maybe a database URL
+PRIVATE_DIR = 0o700
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
 def _create_temp(path: Path) -> tuple[int, Path]:
-    """A new, empty temporary file next to `path` (mode 0o666, less the umask)."""
+    """A new, empty temporary file next to `path` (owner-only, less the umask)."""
     for _ in range(100):
         tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
         try:
-            return os.open(tmp, _CREATE, 0o666), tmp
+            return os.open(tmp, _CREATE, PRIVATE_FILE), tmp
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary name next to {path}")
@@ -94,3 +97,14 @@ def _damaged(path: Path, why: str) -> str:
         f"{path} is damaged ({why}); the other trials are intact: delete this file to go on "
         f"without that curve (its trial's result stays in {STUDY_FILE})"
     )
+
+
+def make_private(path: Path) -> None:
+    """Take group and other permissions off a file another library created (the SQLite
+    database): owner-only, never more than it had."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        return
+    if mode & ~PRIVATE_FILE:
+        os.chmod(path, mode & PRIVATE_FILE)

@@ -24,7 +24,13 @@ from optuna.trial import TrialState
 from umup_sweep.config import SweepSpec, sweep_hash
 from umup_sweep.errors import StoreError
 from umup_sweep.spec import TrialResult, TrialSpec
-from umup_sweep.store._files import atomic_write_text, read_curve, write_curve
+from umup_sweep.store._files import (
+    PRIVATE_DIR,
+    atomic_write_text,
+    make_private,
+    read_curve,
+    write_curve,
+)
 from umup_sweep.store._layout import CURVES_DIR, STUDY_FILE, SWEEP_FILE, TRIALS_FILE
 from umup_sweep.store._lock import RunLock, StudyLock
 from umup_sweep.store._rows import FINAL_STATUSES, finite_or_inf, rows_frame, trial_row
@@ -107,7 +113,8 @@ class RunStore:
         """
         run_dir = sweep.run_dir
         created = [d for d in (run_dir, *run_dir.parents) if not d.exists()]
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        run_dir.mkdir(mode=PRIVATE_DIR, exist_ok=True)  # owner-only (less the umask)
         locks = _Locks(RunLock(run_dir))
         try:
             store = cls._open_locked(sweep, force, locks)
@@ -125,7 +132,10 @@ class RunStore:
         added to `locks`, so the caller releases both on failure)."""
         run_dir, name = sweep.run_dir, sweep.name
         url = storage_url(run_dir, sweep.storage.url)
+        new_db = not (run_dir / STUDY_FILE).exists()
         study, storage = open_study(url, name, run_dir, create=True)
+        if new_db:  # a database we created: owner-only (one the user relaxed stays so)
+            make_private(run_dir / STUDY_FILE)
         locks.study = lock_study(url, name, study)
         new_hash = sweep_hash(sweep)
         old_hash = study.user_attrs.get("sweep_hash")
@@ -134,9 +144,10 @@ class RunStore:
                 raise StoreError(changed_message(run_dir, sweep))
             locks.run.release()
             move_aside(run_dir, name, sweep.storage.url)
-            run_dir.mkdir(parents=True)
+            run_dir.mkdir(mode=PRIVATE_DIR)
             locks.run = RunLock(run_dir)
             study, storage = open_study(url, name, run_dir, create=True)
+            make_private(run_dir / STUDY_FILE)
             old_hash = None
         study.set_user_attr("sweep_hash", new_hash)
         study.set_user_attr("metric", sweep.metric)
@@ -144,7 +155,7 @@ class RunStore:
         if locks.study is not None:
             study.set_user_attr("driver", f"host {socket.gethostname()}, pid {os.getpid()}")
         write_sweep(run_dir, sweep)
-        (run_dir / CURVES_DIR).mkdir(exist_ok=True)
+        (run_dir / CURVES_DIR).mkdir(mode=PRIVATE_DIR, exist_ok=True)
         store = cls(run_dir, study, sweep, lock=locks.run, storage=storage)
         store._db_lock = locks.study
         store._new_study = old_hash is None
@@ -256,7 +267,7 @@ class RunStore:
         trials.csv. A crash between the steps at worst re-runs this one trial."""
         key = spec.trial_key
         if result.curve:
-            self.curves_dir.mkdir(exist_ok=True)
+            self.curves_dir.mkdir(mode=PRIVATE_DIR, exist_ok=True)
             write_curve(self.curve_path(key), result.curve)
         self._storage.create_new_trial(self._study_id, template_trial=self._frozen(spec, result))
         self._keep(trial_row(spec, result))

@@ -15,8 +15,9 @@ import random
 from collections.abc import Callable, Mapping
 
 from search_synthetic import drive
+from test_search_independent import make_sweep
 
-from umup_sweep.config import SweepSpec, load_sweep
+from umup_sweep.config import SweepSpec
 from umup_sweep.search import IndependentStrategy
 from umup_sweep.spec import TrialSpec
 
@@ -32,17 +33,8 @@ N_SEARCHES = 200
 
 
 def sweep(widths=(32,), seeds=(0, 1), **options) -> SweepSpec:
-    return load_sweep(
-        {
-            "name": "stats",
-            "proxy": {"base": {"head_dim": 16}, "widths": list(widths), "depths": [1]},
-            "seeds": list(seeds),
-            "strategy": "independent",
-            "hyperparameters": {"lr": {"log2_range": [-3, 2]}}
-            | {h: {"log2_range": [-2, 2]} for h in HPS},
-            "strategy_options": options,
-        }
-    )
+    """The search over lr and the five other HPs (lr 2^-3..2^2, the rest 2^-2..2^2)."""
+    return make_sweep(widths, seeds, **options)
 
 
 def true_loss(hps: Mapping[str, float], effects: Mapping[str, tuple[float, float]]) -> float:

@@ -54,6 +54,10 @@ def test_bad_flags_are_one_line_exit_2(tmp_path):
     assert out.returncode == 2 and out.stderr.strip().splitlines() == [
         "error: --executor: expected ray or serial, got 'slurm'"
     ]
+    out = cli("run", str(_write(tmp_path)), "--executor", "serial", "--address", "auto")
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        "error: --address: names a Ray cluster, which --executor serial would not use"
+    ]
     out = cli("status", str(tmp_path))
     assert out.returncode == 2
     assert (

@@ -40,13 +40,16 @@ def _sweep(tmp_path: Path, source: str = "stdlib") -> Path:
     return path
 
 
-@pytest.mark.parametrize("case", ["no-ray-cluster", "missing-corpus"])
+@pytest.mark.parametrize(
+    "case", ["no-ray-cluster", "address-with-a-serial-sweep", "missing-corpus"]
+)
 def test_failure_before_the_first_trial_leaves_no_run_directory(tmp_path, case):
     runs = tmp_path / "runs"
-    if case == "no-ray-cluster":
+    if case in ("no-ray-cluster", "address-with-a-serial-sweep"):
         address = f"127.0.0.1:{free_port()}"
         start = time.monotonic()
-        args = ["--executor", "ray", "--address", address]
+        # the sweep file says `executor: serial`: --address alone must still mean that cluster
+        args = ["--address", address] + (["--executor", "ray"] if case == "no-ray-cluster" else [])
         line = one_error_line(cli("run", str(_sweep(tmp_path)), "--run-dir", str(runs), *args))
         assert line.startswith(f"error: no Ray cluster at {address} (Connection refused)")
         assert "ray start --head" in line

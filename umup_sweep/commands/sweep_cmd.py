@@ -52,7 +52,7 @@ def run(
         None,
         "--address",
         help="Attach to a running Ray cluster (host:port, or auto) instead "
-        "of starting a local one. Also read from RAY_ADDRESS.",
+        "of starting a local one; implies --executor ray. Also read from RAY_ADDRESS.",
     ),
     max_concurrent: int | None = typer.Option(
         None,
@@ -83,6 +83,12 @@ def run(
         if executor not in ("ray", "serial"):
             raise ConfigError("--executor", "", f"expected ray or serial, got {executor!r}")
         overrides["execution.executor"] = executor
+    if address is not None:  # a flag that names a cluster takes effect, or is an error
+        if executor == "serial":
+            raise ConfigError(
+                "--address", "", "names a Ray cluster, which --executor serial would not use"
+            )
+        overrides["execution.executor"] = "ray"
     if max_concurrent is not None:
         if max_concurrent < 1:
             raise ConfigError("--max-concurrent", "", f"expected >= 1, got {max_concurrent}")

@@ -75,26 +75,9 @@ def run(
     from umup_sweep.commands._progress import SweepReporter
     from umup_sweep.commands.summary import summary_lines
     from umup_sweep.config import load_sweep
-    from umup_sweep.errors import ConfigError
     from umup_sweep.runner import SweepInterrupted, run_sweep
 
-    overrides: dict[str, Any] = {}
-    if executor is not None:
-        if executor not in ("ray", "serial"):
-            raise ConfigError("--executor", "", f"expected ray or serial, got {executor!r}")
-        overrides["execution.executor"] = executor
-    if address is not None:  # a flag that names a cluster takes effect, or is an error
-        if executor == "serial":
-            raise ConfigError(
-                "--address", "", "names a Ray cluster, which --executor serial would not use"
-            )
-        overrides["execution.executor"] = "ray"
-    if max_concurrent is not None:
-        if max_concurrent < 1:
-            raise ConfigError("--max-concurrent", "", f"expected >= 1, got {max_concurrent}")
-        overrides["execution.max_concurrent"] = max_concurrent
-    if run_dir is not None:
-        overrides["storage.run_dir"] = str(run_dir)
+    overrides = _overrides(executor, address, max_concurrent, run_dir)
     sweep = load_sweep(sweep_file, overrides=overrides or None)
     try:
         with SweepReporter(progress=not no_progress, verbose=verbose) as report:
@@ -115,6 +98,32 @@ def run(
         raise SystemExit(130) from None
     for line in summary_lines(summary):
         typer.echo(line)
+
+
+def _overrides(
+    executor: str | None, address: str | None, max_concurrent: int | None, run_dir: Path | None
+) -> dict[str, Any]:
+    """The sweep keys `run`'s flags set (checked: one-line errors on bad values)."""
+    from umup_sweep.errors import ConfigError
+
+    overrides: dict[str, Any] = {}
+    if executor is not None:
+        if executor not in ("ray", "serial"):
+            raise ConfigError("--executor", "", f"expected ray or serial, got {executor!r}")
+        overrides["execution.executor"] = executor
+    if address is not None:  # a flag that names a cluster takes effect, or is an error
+        if executor == "serial":
+            raise ConfigError(
+                "--address", "", "names a Ray cluster, which --executor serial would not use"
+            )
+        overrides["execution.executor"] = "ray"
+    if max_concurrent is not None:
+        if max_concurrent < 1:
+            raise ConfigError("--max-concurrent", "", f"expected >= 1, got {max_concurrent}")
+        overrides["execution.max_concurrent"] = max_concurrent
+    if run_dir is not None:
+        overrides["storage.run_dir"] = str(run_dir)
+    return overrides
 
 
 def status(

@@ -15,19 +15,12 @@ import random
 from collections.abc import Callable, Mapping
 
 from search_synthetic import drive
-from test_search_independent import make_sweep
+from test_search_independent import HPS, make_sweep
 
 from umup_sweep.config import SweepSpec
 from umup_sweep.search import IndependentStrategy
 from umup_sweep.spec import TrialSpec
 
-HPS = (
-    "residual_mult",
-    "residual_attn_ratio",
-    "attn_softmax_mult",
-    "ffn_act_mult",
-    "loss_softmax_mult",
-)
 SIGMA = 0.01  # per-trial noise, nats (what 300-step proxies show between seeds)
 N_SEARCHES = 200
 

@@ -131,5 +131,5 @@ def load_run(run_dir: str | Path, metric: str | None = None) -> RunData:
         precision_tolerance=sweep.analysis.precision_tolerance,
         precision_loss_threshold=sweep.analysis.precision_loss_threshold,
         spec=sweep,
-        data_fingerprint=store.spec(str(trials["trial_key"].iloc[0])).data_fingerprint,
+        data_fingerprint=store.data_fingerprint,
     )

@@ -92,6 +92,8 @@ class RunStore:
         self._new_study = False  # open() started the study (no sweep recorded in it before)
         self._url = sweep.storage.url  # the storage URL when not the run directory's study.db
         self._rows: dict[str, dict[str, Any]] = {}
+        # the corpus fingerprint the stored trials ran with (part of their keys; "" if none)
+        self.data_fingerprint = ""
         self._load_rows()
 
     # -- opening -----------------------------------------------------------------------
@@ -266,6 +268,7 @@ class RunStore:
         """Record one finished trial: curve file, then the study (the commit point), then
         trials.csv. A crash between the steps at worst re-runs this one trial."""
         key = spec.trial_key
+        self.data_fingerprint = spec.data_fingerprint
         if result.curve:
             self.curves_dir.mkdir(mode=PRIVATE_DIR, exist_ok=True)
             write_curve(self.curve_path(key), result.curve)
@@ -331,6 +334,7 @@ class RunStore:
             try:
                 spec = TrialSpec.from_dict(attrs["spec"])
                 result = TrialResult.from_dict(attrs["result"])
+                self.data_fingerprint = spec.data_fingerprint
             except (TypeError, KeyError, ValueError) as exc:
                 raise StoreError(
                     f"{self.run_dir}: trial #{trial.number} in the study has an unreadable "

@@ -59,3 +59,90 @@ def test_trial_spec_and_result_round_trip_through_dict_and_pickle() -> None:
     assert pickle.loads(pickle.dumps(spec)).trial_key == spec.trial_key
     result = TrialResult(spec.trial_key, "ok", 2.0, 2.1, curve=[(0, 3.0, None), (1, 2.0, 2.1)])
     assert TrialResult.from_dict(result.to_dict()) == result
+
+
+def test_n_kv_heads_defaults_to_multi_head_and_sets_grouped_query_heads() -> None:
+    assert ModelSpec(width=256, head_dim=32).n_kv_heads is None
+    assert ModelSpec(width=256, head_dim=32).kv_heads == 8
+    assert ModelSpec(width=256, head_dim=32, n_kv_heads=2).kv_heads == 2
+    assert ModelSpec(width=256, n_heads=4, n_kv_heads=1).kv_heads == 1
+    assert ModelSpec(width=256, head_dim=32, n_kv_heads=8).kv_heads == 8
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "numbers"),
+    [
+        ({"width": 256, "head_dim": 32, "n_kv_heads": 3}, ("3", "8")),
+        ({"width": 256, "head_dim": 32, "n_kv_heads": 16}, ("16", "8")),
+        ({"width": 256, "n_heads": 4, "n_kv_heads": 0}, ("0", "4")),
+        ({"width": 256, "n_heads": 4, "n_kv_heads": -2}, ("-2", "4")),
+    ],
+)
+def test_n_kv_heads_must_divide_n_heads(kwargs: dict, numbers: tuple[str, str]) -> None:
+    kv, heads = numbers
+    with pytest.raises(ValueError, match=rf"n_kv_heads {kv} .*n_heads {heads}\b"):
+        ModelSpec(**kwargs)
+
+
+def test_a_bad_n_kv_heads_is_a_one_line_config_error_like_a_bad_head_dim() -> None:
+    from umup_sweep.config import load_sweep
+    from umup_sweep.errors import ConfigError
+
+    def error(base: dict, model: dict | None = None) -> str:
+        sweep = {
+            "name": "s",
+            "proxy": {"base": base, "widths": [64], "depths": [1]},
+            "hyperparameters": {"lr": [1.0]},
+        } | ({"model": model} if model else {})
+        with pytest.raises(ConfigError) as exc:
+            load_sweep(sweep)
+        return str(exc.value)
+
+    assert error({"head_dim": 100}) == (
+        "<inline>: proxy.base: width 64 is not a multiple of head_dim 100"
+    )
+    assert error({"head_dim": 16, "n_kv_heads": 3}) == (
+        "<inline>: proxy.base: n_kv_heads 3 must be >= 1 and divide n_heads 4"
+    )
+    assert error({"head_dim": 16}, {"n_kv_heads": 3}) == (
+        "<inline>: model.n_kv_heads: n_kv_heads 3 must be >= 1 and divide n_heads 4"
+    )
+
+
+# Computed with the code from before `n_kv_heads` existed: runs started then must resume
+# under the same keys, so an unset n_kv_heads must not enter the hash.
+PINNED_KEYS = [
+    (
+        TrialSpec(
+            ModelSpec(width=128, depth=3, head_dim=32, ffn="gelu", residual_mult=2.0),
+            TrainSpec(steps=50, lr=0.5),
+            seed=3,
+            data_fingerprint="abc123",
+        ),
+        "9f02fece85a2def6",
+    ),
+    (TrialSpec(ModelSpec(), TrainSpec()), "0257407d48ce016c"),
+    (
+        TrialSpec(ModelSpec(width=64, n_heads=4, parametrization="sp"), TrainSpec(), seed=1),
+        "d98dd209a92c0c09",
+    ),
+]
+
+
+@pytest.mark.parametrize(("spec", "key"), PINNED_KEYS, ids=lambda v: getattr(v, "seed", v))
+def test_trial_keys_of_multi_head_specs_are_unchanged_by_n_kv_heads(
+    spec: TrialSpec, key: str
+) -> None:
+    assert spec.trial_key == key
+    old_record = spec.to_dict()
+    del old_record["model"]["n_kv_heads"]  # a trial stored before the field existed
+    assert TrialSpec.from_dict(old_record).trial_key == key
+
+
+def test_n_kv_heads_enters_the_trial_key_when_set() -> None:
+    mha = TrialSpec(ModelSpec(width=128, head_dim=16), TrainSpec())
+    gqa = {kv: TrialSpec(ModelSpec(width=128, head_dim=16, n_kv_heads=kv), TrainSpec())
+           for kv in (1, 2, 8)}  # fmt: skip
+    keys = {mha.trial_key} | {s.trial_key for s in gqa.values()}
+    assert len(keys) == 4  # explicit n_kv_heads = n_heads is keyed apart from None (documented)
+    assert TrialSpec.from_dict(gqa[2].to_dict()).trial_key == gqa[2].trial_key

@@ -39,8 +39,15 @@ HP_DEFAULTS: dict[str, float] = {name: 1.0 for name in ("lr",) + MODEL_HPS} | {"
 class ModelSpec:
     """Shape and parametrization of a decoder-only transformer proxy.
 
-    `n_heads` is derived from `head_dim` (width // head_dim) unless given; the five u-μP
+    `n_heads` is derived from `head_dim` (width // head_dim) unless given. `n_kv_heads` sets
+    grouped-query attention: that many key/value heads, each shared by n_heads // n_kv_heads
+    query heads (None: one per query head, plain multi-head attention). The five u-μP
     multipliers default to 1.0 and are ignored by the `sp` parametrization.
+
+    Example:
+        >>> spec = ModelSpec(width=256, head_dim=32, n_kv_heads=2)
+        >>> spec.n_heads, spec.kv_heads
+        (8, 2)
     """
 
     width: int = 64
@@ -59,6 +66,8 @@ class ModelSpec:
     attn_softmax_mult: float = 1.0
     ffn_act_mult: float = 1.0
     loss_softmax_mult: float = 1.0
+    # Left out of `trial_key` while None, so the specs from before it keep their keys.
+    n_kv_heads: int | None = None
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.depth <= 0:
@@ -73,9 +82,19 @@ class ModelSpec:
             raise ValueError(f"width {self.width} is not a multiple of n_heads {self.n_heads}")
         else:
             object.__setattr__(self, "head_dim", self.width // self.n_heads)
+        heads = self.n_heads or 0
+        if self.n_kv_heads is not None and (self.n_kv_heads < 1 or heads % self.n_kv_heads):
+            raise ValueError(
+                f"n_kv_heads {self.n_kv_heads} must be >= 1 and divide n_heads {self.n_heads}"
+            )
         for name in MODEL_HPS:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+
+    @property
+    def kv_heads(self) -> int:
+        """Number of key/value heads: `n_kv_heads`, or `n_heads` when it is None."""
+        return self.n_kv_heads or self.n_heads or 0
 
     @property
     def ffn_hidden(self) -> int:
@@ -151,9 +170,16 @@ class TrialSpec:
     @functools.cached_property
     def trial_key(self) -> str:
         """Hash of everything that determines the result (not the labels); computed once per
-        spec (the spec is frozen)."""
+        spec (the spec is frozen).
+
+        `model.n_kv_heads` enters the hash only when set: None (multi-head attention) hashes
+        as the specs from before the field existed did, so their runs still resume.
+        """
+        model = _plain(self.model)
+        if model["n_kv_heads"] is None:
+            del model["n_kv_heads"]
         payload = {
-            "model": _plain(self.model),
+            "model": model,
             "train": {k: v for k, v in _plain(self.train).items() if k != "threads"},
             "data": _plain(self.data),
             "data_fingerprint": self.data_fingerprint,

@@ -7,10 +7,12 @@ import dataclasses
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
 
+from umup_sweep.analysis._coord import SLOPE_THRESHOLD
 from umup_sweep.models import activation_rms, build_model, count_params, lr_table, make_optimizer
 from umup_sweep.spec import MODEL_HPS, ModelSpec
 
@@ -25,17 +27,23 @@ def ids(batch: int = 2, seq: int = 16, vocab: int = 61, seed: int = 0) -> torch.
 def expected_params(spec: ModelSpec) -> int:
     w, h, v = spec.width, spec.ffn_hidden, spec.vocab_size
     ffn = (3 if spec.ffn == "swiglu" else 2) * w * h
-    return 2 * v * w + spec.depth * (4 * w * w + ffn)
+    kv = 2 * w * spec.kv_heads * spec.head_dim  # k and v: W -> n_kv_heads·d_head each
+    return 2 * v * w + spec.depth * (2 * w * w + kv + ffn)  # + q and out: W -> W
 
 
 ARCHS = [
     dict(ffn="swiglu", norm="rms", pos="rope"),
     dict(ffn="gelu", norm="layer", pos="none"),
+    dict(ffn="swiglu", norm="rms", pos="rope", n_kv_heads=2),  # 4 query heads in 2 groups
 ]
 
 
+def arch_id(arch: dict) -> str:
+    return arch["ffn"] + (f"-kv{arch['n_kv_heads']}" if "n_kv_heads" in arch else "")
+
+
 @pytest.mark.parametrize("param", ["umup", "sp"])
-@pytest.mark.parametrize("arch", ARCHS, ids=lambda a: a["ffn"])
+@pytest.mark.parametrize("arch", ARCHS, ids=arch_id)
 def test_shapes_and_param_count(param: str, arch: dict) -> None:
     spec = ModelSpec(**TINY, **arch, parametrization=param)
     model = build_model(spec)
@@ -45,7 +53,7 @@ def test_shapes_and_param_count(param: str, arch: dict) -> None:
 
 
 @pytest.mark.parametrize("param", ["umup", "sp"])
-@pytest.mark.parametrize("arch", ARCHS, ids=lambda a: a["ffn"])
+@pytest.mark.parametrize("arch", ARCHS, ids=arch_id)
 def test_future_tokens_do_not_change_past_logits(param: str, arch: dict) -> None:
     model = build_model(ModelSpec(**TINY, **arch, parametrization=param))
     x = ids()
@@ -71,6 +79,20 @@ def test_meta_build_and_lr_table_for_a_big_target() -> None:
     assert down["lr"] * down["weight_decay"] == pytest.approx(0.1)  # decay per step = 0.1
     sp_rows = lr_table(dataclasses.replace(spec, parametrization="sp"), lr=0.5)
     assert {r["lr"] for r in sp_rows} == {0.5}
+
+
+@pytest.mark.parametrize("param", ["umup", "sp"])
+@pytest.mark.parametrize("n_kv_heads", [1, 8, 32])
+def test_grouped_query_param_count_is_the_formula(param: str, n_kv_heads: int) -> None:
+    spec = ModelSpec(width=4096, depth=32, head_dim=128, n_kv_heads=n_kv_heads,
+                     vocab_size=32000, parametrization=param)  # fmt: skip
+    with torch.device("meta"):
+        model = build_model(spec)
+    qkv = (32 + 2 * n_kv_heads) * 128 * 4096
+    ffn = 3 * 4096 * 16384
+    assert count_params(model) == 2 * 32000 * 4096 + 32 * (qkv + 4096 * 4096 + ffn)
+    assert count_params(model) == expected_params(spec)
+    assert model.blocks[0].attn.qkv.weight.shape == ((32 + 2 * n_kv_heads) * 128, 4096)
 
 
 def test_meta_model_materialises_with_tags() -> None:
@@ -175,8 +197,37 @@ def test_coord_check_umup_is_width_stable_and_sp_is_not() -> None:
     assert sp[1024]["logits"] / sp[64]["logits"] > 2
 
 
+def _log2_growth(values: list[float], widths: list[int]) -> float:
+    """Least-squares slope of log2 RMS on log2 width: growth per width doubling."""
+    return float(np.polyfit(np.log2(widths), np.log2(values), 1)[0])
+
+
+@pytest.mark.parametrize("param", ["umup", "sp"])
+def test_coord_check_grouped_query_umup_is_width_stable(param: str) -> None:
+    """GQA with a quarter as many kv heads as query heads (head_dim fixed): at init the u-μP
+    activations neither grow nor shrink with width (slope under the coord check's threshold),
+    as for multi-head attention; SP's attention logits still grow."""
+    widths = [64, 128, 256]
+    per_width = []
+    for width in widths:
+        torch.manual_seed(0)
+        n_heads = width // 16
+        spec = ModelSpec(width=width, depth=2, head_dim=16, n_kv_heads=n_heads // 4,
+                         seq_len=16, parametrization=param)  # fmt: skip
+        assert spec.kv_heads == n_heads // 4
+        per_width.append(activation_rms(build_model(spec), ids(4, 16, 256)))
+    growth = {k: _log2_growth([pw[k] for pw in per_width], widths) for k in per_width[0]}
+    if param == "sp":
+        assert growth["attn_logits_0"] > 0.75, growth  # ∝ width at init
+        return
+    for key in ("embedding", "block_0", "block_1", "attn_logits_0", "attn_logits_1"):
+        assert abs(growth[key]) < SLOPE_THRESHOLD, (key, growth)
+        assert all(0.1 < pw[key] < 2.0 for pw in per_width), (key, per_width)
+    assert growth["logits"] == pytest.approx(-0.5, abs=SLOPE_THRESHOLD)  # μP readout: fan_in^-½
+
+
 @pytest.mark.parametrize("param,lr", [("umup", 0.5), ("sp", 0.01)])
-@pytest.mark.parametrize("arch", ARCHS, ids=lambda a: a["ffn"])
+@pytest.mark.parametrize("arch", ARCHS, ids=arch_id)
 def test_both_parametrizations_train(param: str, lr: float, arch: dict) -> None:
     torch.manual_seed(0)
     model = build_model(ModelSpec(**TINY, **arch, parametrization=param))

@@ -76,10 +76,28 @@ def test_equals_reference_transformer_decoder() -> None:
     _assert_grads_close(_grads(our_loss, ours), {k: ref_grads[v] for k, v in mapping.items()})
 
 
+def reference_attention(x, qkv_weight, spec: ModelSpec):
+    """Causal (grouped-query) attention from the reference's ops: q, k and v are three
+    unit-scaled linears (fan-in = width) on the rows of our fused weight, RoPE on q and k, query
+    head j attends with kv head j // (n_heads // n_kv_heads). Returns (B, H, T, d_head)."""
+    b, t, _ = x.shape
+    h, kv, dh = spec.n_heads, spec.kv_heads, spec.head_dim
+    w_q, w_k, w_v = qkv_weight.split([h * dh, kv * dh, kv * dh])
+    q, k, v = (
+        R.linear(x, weight, None).view(b, t, -1, dh).transpose(1, 2) for weight in (w_q, w_k, w_v)
+    )
+    if spec.pos == "rope":
+        cos, sin = rope_tables(t, dh, x.device, x.dtype)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+    kv_of_head = torch.arange(h) // (h // kv)
+    k, v = k.index_select(1, kv_of_head), v.index_select(1, kv_of_head)
+    return R.scaled_dot_product_attention(q, k, v, is_causal=True, mult=spec.attn_softmax_mult)
+
+
 def reference_loss(model, spec: ModelSpec, x, y):
     """Our architecture, written with the reference library's functional ops."""
     p = dict(model.named_parameters())
-    w, h, dh = spec.width, spec.n_heads, spec.head_dim
+    w = spec.width
     rule = uu.transformer_residual_scaling_rule(spec.residual_mult, spec.residual_attn_ratio)
 
     def norm(t):
@@ -91,12 +109,7 @@ def reference_loss(model, spec: ModelSpec, x, y):
         pre = f"blocks.{i}."
         tau = rule(2 * i, 2 * spec.depth)
         r, skip = R.residual_split(act, tau)
-        qkv = R.linear(norm(r), p[pre + "attn.qkv.weight"], None)
-        q, k, v = qkv.view(b, t, 3, h, dh).permute(2, 0, 3, 1, 4).unbind(0)
-        if spec.pos == "rope":
-            cos, sin = rope_tables(t, dh, x.device, qkv.dtype)
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        att = R.scaled_dot_product_attention(q, k, v, is_causal=True, mult=spec.attn_softmax_mult)
+        att = reference_attention(norm(r), p[pre + "attn.qkv.weight"], spec)
         r = R.linear(att.transpose(1, 2).reshape(b, t, w), p[pre + "attn.out.weight"], None)
         act = R.residual_add(r, skip, tau)
 
@@ -142,10 +155,26 @@ SPECS = [
         loss_softmax_mult=0.5,
         residual_mult=3.0,
     ),  # fmt: skip
+    # Grouped-query attention: 8 query heads in 2 groups; multi-query (1 kv head) with HPs.
+    ModelSpec(width=128, depth=2, head_dim=16, n_kv_heads=2, vocab_size=97),
+    ModelSpec(
+        width=64,
+        depth=2,
+        head_dim=16,
+        n_kv_heads=1,
+        ffn="gelu",
+        norm="layer",
+        vocab_size=97,
+        residual_mult=0.5,
+        attn_softmax_mult=3.0,
+        loss_softmax_mult=2.0,
+    ),  # fmt: skip
 ]
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: f"{s.ffn}-{s.norm}-{s.pos}-w{s.width}")
+@pytest.mark.parametrize(
+    "spec", SPECS, ids=lambda s: f"{s.ffn}-{s.norm}-{s.pos}-w{s.width}-kv{s.kv_heads}"
+)
 def test_equals_reference_ops_for_every_hp(spec: ModelSpec) -> None:
     torch.manual_seed(1)
     model = build_model(spec)
@@ -214,3 +243,78 @@ def test_proxy_optimizer_lrs_equal_reference_optimizer(width, depth, heads, weig
             assert table[name] == pytest.approx((want_lr, want_wd), rel=1e-12), (kind, name)
     # Not a degenerate comparison: the rules give several different LRs.
     assert len({lr_ for lr_, _ in ours_lr.values()}) >= 3
+
+
+GQA = ModelSpec(width=128, depth=4, head_dim=16, n_kv_heads=2, attn_softmax_mult=2.0)
+
+
+def test_grouped_query_attention_equals_reference_ops_forward_and_backward() -> None:
+    """One u-μP attention block (qkv, RoPE, kv repeat, attention, out projection) against the
+    reference library's ops on the same weights: output and the gradients of x and both
+    weights, in float64 so that only a difference in the maths could show."""
+    from umup_sweep.models._umup import UmupAttention
+
+    torch.manual_seed(3)
+    attn = UmupAttention(GQA).double()
+    assert attn.qkv.weight.shape == ((8 + 2 * 2) * 16, 128)
+    x = torch.randn(3, 20, 128, dtype=torch.float64, requires_grad=True)
+    seed = torch.randn(3, 20, 128, dtype=torch.float64)  # upstream gradient
+    inputs = (x, attn.qkv.weight, attn.out.weight)
+
+    ours = attn(x)
+    att = reference_attention(x, attn.qkv.weight, GQA)
+    ref = R.linear(att.transpose(1, 2).reshape(3, 20, 128), attn.out.weight, None)
+    assert 0.5 < float(ours.detach().pow(2).mean().sqrt()) < 2.0  # unit-scaled output
+    our_grads = torch.autograd.grad(ours, inputs, seed)
+    ref_grads = torch.autograd.grad(ref, inputs, seed)
+    for name, a, b in zip(("out", "x", "qkv", "w_out"), (ours, *our_grads), (ref, *ref_grads),
+                          strict=True):  # fmt: skip
+        assert float((a - b).detach().abs().max()) < 1e-12, name
+        assert float(b.detach().pow(2).mean().sqrt()) > 0.1, name  # not a comparison of zeros
+
+
+def test_sp_grouped_query_attention_equals_torch_gqa() -> None:
+    """The SP attention's kv repeat equals torch's own grouped-query attention (enable_gqa)."""
+    from umup_sweep.models._sp import SPAttention
+
+    spec = ModelSpec(width=128, head_dim=16, n_kv_heads=2, parametrization="sp")
+    torch.manual_seed(4)
+    attn = SPAttention(spec)
+    x = torch.randn(2, 12, 128)
+    q, k, v = attn.qkv(x).split([128, 32, 32], dim=-1)
+    q, k, v = (t.view(2, 12, -1, 16).transpose(1, 2) for t in (q, k, v))
+    cos, sin = rope_tables(12, 16, x.device, x.dtype)
+    q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+    y = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+    ref = attn.out(y.transpose(1, 2).reshape(2, 12, 128))
+    torch.testing.assert_close(attn(x), ref, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("kind", ["adamw", "sgd"])
+def test_grouped_query_lrs_equal_reference_optimizer(kind: str) -> None:
+    """The k/v rows live in the fused qkv weight, fan-in = width: the reference optimizer gives
+    a weight of that shape (and of the multi-head shape) the same LR, lr·width^-½·depth^-½."""
+    lr, wd = 0.7, 0.1
+    model = build_model(GQA)
+    ours = _lr_and_wd(model, make_optimizer(model, lr=lr, weight_decay=wd, optimizer=kind))
+    shapes = {"gqa": (192, 128), "mha": (384, 128)}
+    ref_params = {
+        k: uu.Parameter(torch.zeros(s), mup_type="weight", mup_scaling_depth=GQA.depth)
+        for k, s in shapes.items()
+    }
+    ref_rule = uu.optim.AdamW if kind == "adamw" else uu.optim.SGD
+    ref = {
+        k: g["lr"]
+        for g in ref_rule(list(ref_params.values()), lr=lr, weight_decay=wd).param_groups
+        for k, p in ref_params.items()
+        if any(p is q for q in g["params"])
+    }
+    want = lr * 128**-0.5 * GQA.depth**-0.5
+    assert ref == pytest.approx({"gqa": want, "mha": want}, rel=1e-12)
+    for i in range(GQA.depth):
+        got_lr, got_wd = ours[f"blocks.{i}.attn.qkv.weight"]
+        assert got_lr == pytest.approx(want, rel=1e-12)
+        assert got_lr * got_wd == pytest.approx(wd, rel=1e-12)  # lr-independent decay
+    table = {r["name"]: r for r in lr_table(GQA, lr, wd, kind)}
+    assert table["blocks.0.attn.qkv.weight"]["shape"] == (192, 128)
+    assert table["blocks.0.attn.qkv.weight"]["lr"] == pytest.approx(want, rel=1e-12)

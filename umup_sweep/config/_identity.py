@@ -44,6 +44,8 @@ def sweep_to_dict(sweep: SweepSpec) -> dict[str, Any]:
     """
     base = dataclasses.asdict(sweep.family.base)
     base.pop("n_heads")  # derived from head_dim per width (ProxyFamily.specs)
+    if base.get("n_kv_heads", 0) is None:  # multi-head attention: written (and hashed) as
+        base.pop("n_kv_heads")  # before the field existed, so old runs keep their hash
     train = dataclasses.asdict(sweep.train)
     for k in ("lr", "weight_decay"):
         train.pop(k)

@@ -97,6 +97,15 @@ def _family(
                 f"width must be a multiple of head_dim {base.head_dim}",
                 w,
             )
+        heads = w // base.head_dim
+        if base.n_kv_heads and heads % base.n_kv_heads:
+            raise fail(
+                source,
+                join(join(key, "widths"), i),
+                f"width gives {heads} heads of head_dim {base.head_dim}, not a multiple of "
+                f"n_kv_heads {base.n_kv_heads}",
+                w,
+            )
     return ProxyFamily(name, base, tuple(sorted(widths)), tuple(sorted(depths)))
 
 
@@ -176,7 +185,9 @@ def sweep_family(data: Mapping[str, Any], source: str) -> ProxyFamily:
                 base, width=sorted(widths)[0], depth=sorted(depths)[0], **model_over
             )
         except ValueError as exc:
-            bad = next((k for k in ("head_dim", "n_heads") if model_over.get(k)), None)
+            bad = next(
+                (k for k in ("head_dim", "n_heads", "n_kv_heads") if model_over.get(k)), None
+            )
             raise fail(source, f"model.{bad}" if bad else "model", str(exc)) from None
     try:
         return _family(family.name, base, widths, depths, source, "")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from umup_sweep.spec import HP_DEFAULTS, MODEL_HPS, ModelSpec, TrainSpec
 
 __all__ = [
     "precision_names",
+    "sp_multipliers",
     "sweep_budget",
     "sweep_defaults",
     "sweep_metric",
@@ -84,6 +85,35 @@ def sweep_defaults(data: Mapping[str, Any], base: ModelSpec, source: str) -> dic
         key = join("defaults", k)
         defaults[hp_name(k, source, key)] = hp_value(k, v, source, key)
     return defaults
+
+
+def sp_multipliers(
+    data: Mapping[str, Any], parametrization: str, swept: Iterable[str], source: str
+) -> None:
+    """Refuse u-μP multipliers (`spec.MODEL_HPS`) in an SP sweep: swept under
+    `hyperparameters:`, or set off their default 1.0 under `defaults:` or `model:`. The SP
+    model ignores them, so such trials would only repeat each other.
+
+    Example:
+        >>> sp_multipliers({"defaults": {"residual_mult": 1}}, "sp", ["lr"], "s.yaml")  # fine
+        >>> try:
+        ...     sp_multipliers({}, "sp", ["lr", "ffn_act_mult"], "s.yaml")
+        ... except Exception as exc:
+        ...     print(exc.key)
+        hyperparameters.ffn_act_mult
+    """
+    if parametrization != "sp":
+        return
+    what = "is a u-μP multiplier that SP (parametrization: sp) does not have"
+    for name in swept:
+        if name in MODEL_HPS:
+            key = join("hyperparameters", name)
+            raise fail(source, key, f"{name} {what}; sweep only lr (and weight_decay) for SP")
+    for section in ("defaults", "model"):
+        for name, value in as_mapping(data.get(section), source, section).items():
+            key = join(section, name)
+            if name in MODEL_HPS and number(value, source, key) != HP_DEFAULTS[name]:
+                raise fail(source, key, f"{name} {what}; leave it at 1.0 or remove it", value)
 
 
 def sweep_train(data: Mapping[str, Any], source: str) -> tuple[TrainSpec, tuple[str, ...]]:

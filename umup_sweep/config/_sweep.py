@@ -11,6 +11,8 @@ Sweep keys (all optional unless marked):
                     inline mapping {name, base: ModelSpec keys, widths, depths}
     widths, depths, parametrization, model
                     override the family's widths/depths, parametrization, other base keys
+                    (with parametrization sp the u-μP multipliers, spec.MODEL_HPS, may be
+                    neither swept nor set off 1.0 in defaults or model)
     seeds           list of ints (default [0])
     precisions      list of fp32 | bf16 | fp8_sim: every proxy runs at each (default
                     [train.precision]); train.precision, if given, must be one of them
@@ -49,6 +51,7 @@ from typing import Any
 from umup_sweep.config._options import OptionContext, strategy_class, strategy_options
 from umup_sweep.config._proxy import sweep_family
 from umup_sweep.config._sections import (
+    sp_multipliers,
     sweep_budget,
     sweep_defaults,
     sweep_metric,
@@ -182,6 +185,7 @@ def _sweep_from_mapping(data: dict[str, Any], source: str) -> SweepSpec:
     )
     budget = sweep_budget(data, strategy, cls.SAMPLED, source)
     defaults = sweep_defaults(data, family.base, source)
+    sp_multipliers(data, family.base.parametrization, spaces, source)
     train, precisions = sweep_train(data, source)
     data_spec = build_section(DataSpec, data.get("data"), source, "data")
     metric = sweep_metric(data, source)

@@ -60,6 +60,7 @@ _RANGES: dict[type, dict[str, Check]] = {
         "width": POS,
         "depth": POS,
         "head_dim": POS,
+        "n_kv_heads": POS,
         "n_heads": POS,
         "ffn_ratio": POS,
         "vocab_size": POS,

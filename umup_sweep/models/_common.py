@@ -95,18 +95,44 @@ def check_spec(spec: ModelSpec) -> None:
         raise ValueError(f"rope needs an even head_dim, got {spec.head_dim}")
 
 
-def split_heads(qkv: Tensor, n_heads: int) -> tuple[Tensor, Tensor, Tensor]:
-    """(B, T, 3·W) fused projections → q, k, v of shape (B, H, T, d_head) ("b t (z h d)").
+def split_heads(
+    qkv: Tensor, n_heads: int, n_kv_heads: int | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Fused projections (B, T, (H + 2·H_kv)·d_head) → q (B, H, T, d_head) and k, v
+    (B, H_kv, T, d_head): the features are laid out [q heads | k heads | v heads], each head's
+    d_head contiguous ("b t (z h d)" when H_kv = H, the default).
 
     Example:
         >>> q, k, v = split_heads(torch.randn(2, 5, 3 * 8), n_heads=2)
-        >>> q.shape
-        torch.Size([2, 2, 5, 4])
+        >>> q.shape, k.shape
+        (torch.Size([2, 2, 5, 4]), torch.Size([2, 2, 5, 4]))
+        >>> q, k, v = split_heads(torch.randn(2, 5, 8 + 2 * 2), n_heads=4, n_kv_heads=1)
+        >>> q.shape, k.shape
+        (torch.Size([2, 4, 5, 2]), torch.Size([2, 1, 5, 2]))
     """
-    b, t, three_w = qkv.shape
-    d_head = three_w // (3 * n_heads)
-    q, k, v = qkv.view(b, t, 3, n_heads, d_head).permute(2, 0, 3, 1, 4).unbind(0)
-    return q, k, v
+    n_kv = n_kv_heads or n_heads
+    b, t, features = qkv.shape
+    d_head = features // (n_heads + 2 * n_kv)
+    q, k, v = qkv.split([n_heads * d_head, n_kv * d_head, n_kv * d_head], dim=-1)
+    return (
+        q.view(b, t, n_heads, d_head).transpose(1, 2),
+        k.view(b, t, n_kv, d_head).transpose(1, 2),
+        v.view(b, t, n_kv, d_head).transpose(1, 2),
+    )
+
+
+def repeat_kv(x: Tensor, n_heads: int) -> Tensor:
+    """(B, H_kv, T, d_head) keys or values → (B, n_heads, T, d_head), each kv head repeated for
+    its group of n_heads // H_kv consecutive query heads (grouped-query attention); unchanged
+    when H_kv = n_heads.
+
+    Example:
+        >>> k = torch.arange(2.0).view(1, 2, 1, 1)
+        >>> repeat_kv(k, 4).flatten().tolist()
+        [0.0, 0.0, 1.0, 1.0]
+    """
+    groups = n_heads // x.shape[1]
+    return x if groups == 1 else x.repeat_interleave(groups, dim=1)
 
 
 def merge_heads(x: Tensor) -> Tensor:

@@ -19,6 +19,7 @@ from umup_sweep.models._common import (
     check_spec,
     make_norm,
     merge_heads,
+    repeat_kv,
     split_heads,
 )
 from umup_sweep.spec import ModelSpec
@@ -27,23 +28,26 @@ INIT_STD = 0.02  # GPT-2 (Radford et al. 2019)
 
 
 class SPAttention(nn.Module):
-    """Plain causal multi-head self-attention (fused qkv, 1/√d_head logits)."""
+    """Plain causal self-attention (fused qkv, 1/√d_head logits); grouped-query attention
+    (kv heads repeated for their query heads, after RoPE) when `spec.n_kv_heads` is set."""
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
-        self.n_heads = int(spec.n_heads or spec.width // spec.head_dim)
+        self.n_heads, self.n_kv_heads = int(spec.n_heads or 0), spec.kv_heads
         self.head_dim = spec.width // self.n_heads
-        self.qkv = nn.Linear(spec.width, 3 * spec.width, bias=False)
+        qkv_features = (self.n_heads + 2 * self.n_kv_heads) * self.head_dim
+        self.qkv = nn.Linear(spec.width, qkv_features, bias=False)
         self.out = nn.Linear(spec.width, spec.width, bias=False)
         self.rope = RopeCache(self.head_dim) if spec.pos == "rope" else None
         self.record_logits = False
         self.logit_rms: float | None = None
 
     def forward(self, x: Tensor) -> Tensor:
-        q, k, v = split_heads(self.qkv(x), self.n_heads)
+        q, k, v = split_heads(self.qkv(x), self.n_heads, self.n_kv_heads)
         if self.rope is not None:
             cos, sin = self.rope(x.shape[1], x.device, x.dtype)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        k, v = repeat_kv(k, self.n_heads), repeat_kv(v, self.n_heads)
         if self.record_logits:
             self.logit_rms = causal_logit_rms(q, k, self.head_dim**-0.5)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)

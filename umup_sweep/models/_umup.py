@@ -33,14 +33,19 @@ from umup_sweep.models._common import (
     check_spec,
     make_norm,
     merge_heads,
+    repeat_kv,
     split_heads,
 )
 from umup_sweep.spec import ModelSpec
 
 
 class UmupAttention(nn.Module):
-    """Causal multi-head self-attention: unit-scaled qkv/out projections, logits × mult/d_head.
+    """Causal self-attention: unit-scaled qkv/out projections, logits × mult/d_head.
 
+    With `spec.n_kv_heads` set it is grouped-query attention: the fused qkv projection gives
+    n_heads query heads and n_kv_heads key/value heads (a unit-scaled linear with fan-in =
+    width like any other), RoPE rotates the keys, then each kv head is repeated for its group
+    of query heads; the attention op and its scale are those of multi-head attention.
     `branch_in` / `branch_out` are the residual split's backward weight and the residual add's
     forward weight of this branch (see `UmupBlock`); both are folded into the projections.
     The attention output's unit-scaling factor is folded into the out projection (attention is
@@ -55,11 +60,11 @@ class UmupAttention(nn.Module):
 
     def __init__(self, spec: ModelSpec, branch_in: float = 1.0, branch_out: float = 1.0) -> None:
         super().__init__()
-        self.n_heads = int(spec.n_heads or spec.width // spec.head_dim)
+        self.n_heads, self.n_kv_heads = int(spec.n_heads or 0), spec.kv_heads
         self.head_dim = spec.width // self.n_heads
         self.mult = spec.attn_softmax_mult
         self.branch_in, self.branch_out = branch_in, branch_out
-        self.qkv = Linear(spec.width, 3 * spec.width)
+        self.qkv = Linear(spec.width, (self.n_heads + 2 * self.n_kv_heads) * self.head_dim)
         self.out = Linear(spec.width, spec.width)
         self.rope = RopeCache(self.head_dim) if spec.pos == "rope" else None
         self.record_logits = False  # set by `activation_rms`
@@ -67,10 +72,11 @@ class UmupAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         qkv = U.linear(x, self.qkv.weight, bwd_mult=self.branch_in)
-        q, k, v = split_heads(qkv, self.n_heads)
+        q, k, v = split_heads(qkv, self.n_heads, self.n_kv_heads)
         if self.rope is not None:
             cos, sin = self.rope(x.shape[1], x.device, x.dtype)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        k, v = repeat_kv(k, self.n_heads), repeat_kv(v, self.n_heads)
         if self.record_logits:
             self.logit_rms = causal_logit_rms(q, k, self.mult / self.head_dim)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=self.mult / self.head_dim)

@@ -32,6 +32,11 @@ class ConfigError(UserError):
         super().__init__(f"{where}: {expected}")
 
 
+class UnsetVariableError(ConfigError):
+    """A sweep's storage URL reads ``${NAME}`` from an environment variable that is not set
+    (the sweep file is fine: the environment is missing something)."""
+
+
 class DataError(UserError):
     """The corpus cannot be used (missing path, empty corpus, token id out of range)."""
 

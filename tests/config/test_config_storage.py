@@ -10,7 +10,7 @@ import yaml
 from umup_sweep.config import load_sweep, sweep_to_dict
 from umup_sweep.errors import ConfigError
 
-URL = "postgresql://optuna:secret@db.example:5432/sweeps"
+URL = "postgresql://optuna@db.example:5432/sweeps"  # passwords: test_config_storage_env.py
 SWEEP = {
     "name": "st",
     "proxy": {"base": {"head_dim": 16}, "widths": [32, 64], "depths": [1]},

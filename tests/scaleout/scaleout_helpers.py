@@ -1,6 +1,7 @@
 """Real components for the scale-out tests, started and stopped by the tests themselves:
-a multi-node Ray cluster (`ray start` process groups on this machine) and a throwaway
-PostgreSQL server. Nothing here is mocked; everything started is killed by process id.
+a multi-node Ray cluster (`ray start` process groups on this machine, token auth as the
+docs tell users to run it) and a throwaway PostgreSQL server. Nothing here is mocked;
+everything started is killed by process id.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -63,13 +65,17 @@ def kill_tree(leader: int, extra: list[psutil.Process] | None = None) -> None:
     psutil.wait_procs(procs, timeout=10)
 
 
-def ray_env() -> dict[str, str]:
-    """Environment of the `ray start` processes: quiet, fast node-death detection, and the
-    package (plus tests/, for the fakes) importable by workers."""
+def ray_env(token_file: Path | None) -> dict[str, str]:
+    """Environment of the `ray start` processes: token auth with the token in `token_file`
+    (None: auth disabled), quiet, fast node-death detection, and the package (plus tests/,
+    for the fakes) importable by workers."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    if token_file is None:
+        env["RAY_AUTH_MODE"] = "disabled"
+    else:
+        env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token_file))
     env.update(
         PYTHONPATH=os.pathsep.join([str(REPO), str(TESTS)]),
-        RAY_AUTH_MODE="disabled",
         RAY_USAGE_STATS_ENABLED="0",
         # A killed node is declared dead after ~1.5 s instead of ~30 s.
         RAY_health_check_period_ms="500",
@@ -110,15 +116,35 @@ class RayCluster:
 
     Every node gets `--node-ip-address=127.0.0.1` (Ray maps it to the machine's address so
     that nodes can reach each other), its own temp dir, no dashboard and no usage stats.
+    With `auth` (the default) every node runs `RAY_AUTH_MODE=token` with a fresh token kept
+    in `root/auth_token` (0600), as docs/CLUSTER.md tells users to do.
     """
 
     root: Path
+    auth: bool = True
     port: int = field(default_factory=free_port)
     nodes: list[RayNode] = field(default_factory=list)
+    token_file: Path | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.auth:
+            self.token_file = self.root / "auth_token"
+            fd = os.open(self.token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def driver_env(self) -> dict[str, str | None]:
+        """What a driver (the CLI, via `cli(env=...)`) needs to attach: the cluster's token
+        file, and no other Ray auth setting of the developer's shell."""
+        return {
+            "RAY_AUTH_MODE": None,
+            "RAY_AUTH_TOKEN": None,
+            "RAY_AUTH_TOKEN_PATH": str(self.token_file) if self.token_file else None,
+        }
 
     def _start(self, name: str, args: list[str], num_cpus: int) -> RayNode:
         temp_dir = Path(f"/tmp/umupt-{os.getpid()}-{self.port}-{name}")  # short: socket paths
@@ -137,7 +163,7 @@ class RayCluster:
         with open(log, "w") as out:  # the child keeps its own copy of the descriptor
             proc = subprocess.Popen(
                 cmd,
-                env=ray_env(),
+                env=ray_env(self.token_file),
                 start_new_session=True,  # its own process group, killed as one
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -1,17 +1,19 @@
 """Failures around a run, through the real CLI: a run that fails before its first trial
-(unreachable Ray cluster, missing corpus) leaves no run directory; damaged run files give one
-line that says what to do, and lose nothing else."""
+(unreachable Ray cluster, a port where no Ray answers, missing corpus) leaves no run
+directory; damaged run files give one line that says what to do, and lose nothing else."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from cli_helpers import cli
-from scaleout_helpers import free_port
+from scaleout_helpers import free_port, wait_for
 
 from umup_sweep.errors import StoreError
 from umup_sweep.store import RunStore
@@ -34,6 +36,14 @@ def one_error_line(out: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+def _listens(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 def _sweep(tmp_path: Path, source: str = "stdlib") -> Path:
     path = tmp_path / "damage.yaml"
     path.write_text(SWEEP.format(source=source))
@@ -41,11 +51,35 @@ def _sweep(tmp_path: Path, source: str = "stdlib") -> Path:
 
 
 @pytest.mark.parametrize(
-    "case", ["no-ray-cluster", "address-with-a-serial-sweep", "missing-corpus"]
+    "case", ["no-ray-cluster", "address-with-a-serial-sweep", "not-a-ray-server", "missing-corpus"]
 )
 def test_failure_before_the_first_trial_leaves_no_run_directory(tmp_path, case):
     runs = tmp_path / "runs"
-    if case in ("no-ray-cluster", "address-with-a-serial-sweep"):
+    if case == "not-a-ray-server":  # something else listens there: Ray alone would hang
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_for(lambda: _listens(port), 30, "the HTTP server")
+            start = time.monotonic()
+            out = cli(
+                "run",
+                str(_sweep(tmp_path)),
+                "--run-dir",
+                str(runs),
+                "--address",
+                f"127.0.0.1:{port}",
+            )
+        finally:
+            server.kill()
+            server.wait()
+        line = one_error_line(out)
+        assert line.startswith(f"error: nothing at 127.0.0.1:{port} answers as a Ray cluster")
+        assert time.monotonic() - start < 30  # no minutes of Ray retries
+    elif case in ("no-ray-cluster", "address-with-a-serial-sweep"):
         address = f"127.0.0.1:{free_port()}"
         start = time.monotonic()
         # the sweep file says `executor: serial`: --address alone must still mean that cluster

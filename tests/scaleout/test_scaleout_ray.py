@@ -1,14 +1,18 @@
-"""A real two-node Ray cluster (two `ray start` process groups, 1 CPU each, on this machine):
-the smoke sweep attached with `--address` runs trials on both nodes (node id per trial), and
-a node killed mid-sweep loses only its running trial, which is rescheduled; the sweep
-completes with no finished trial lost or recomputed. Everything started is killed at the end.
+"""A real two-node Ray cluster (two `ray start` process groups, 1 CPU each, on this machine,
+token auth as docs/CLUSTER.md sets it up): the smoke sweep attached with `--address` and the
+cluster's token runs trials on both nodes (node id per trial); a driver with no token or a
+wrong one is refused in one line; and a node killed mid-sweep loses only its running trial,
+which is rescheduled; the sweep completes with no finished trial lost or recomputed.
+Everything started is killed at the end.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -37,9 +41,12 @@ def cluster(tmp_path_factory):
     assert not any(n.temp_dir.exists() for n in nodes)
 
 
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    return {**env, "PYTHONPATH": str(REPO)}
+def _env(cluster: RayCluster) -> dict[str, str]:
+    """A driver's environment with the cluster's token in RAY_AUTH_TOKEN (the smoke test
+    uses RAY_AUTH_TOKEN_PATH, the refusals the default file)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    assert cluster.token_file is not None
+    return {**env, "PYTHONPATH": str(REPO), "RAY_AUTH_TOKEN": cluster.token_file.read_text()}
 
 
 def test_smoke_sweep_on_an_existing_cluster_uses_both_nodes(cluster, tmp_path):
@@ -56,14 +63,66 @@ def test_smoke_sweep_on_an_existing_cluster_uses_both_nodes(cluster, tmp_path):
         "--run-dir",
         tmp_path / "runs",
         "--no-progress",
+        env=cluster.driver_env(),  # RAY_AUTH_TOKEN_PATH
     )
     assert out.returncode == 0, out.stderr[-3000:]
+    assert "token" not in out.stderr.lower()  # no auth warning from Ray
     trials = pd.read_csv(tmp_path / "runs" / "smoke" / "trials.csv")
     assert len(trials) == 3 and set(trials["status"]) <= {"ok", "diverged"}
     # Two trials at once on two 1-CPU nodes: one must run on each.
     assert set(trials["node_id"]) == {head.node_id, worker.node_id}
     assert (trials["peak_rss_mb"] > 50).all()  # the worker's peak memory (torch is loaded)
     # The cluster is the user's: the driver left it running.
+    assert all(n.proc.poll() is None for n in cluster.nodes)
+
+
+WHERE = (
+    "set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH (or put it in ~/.ray/auth_token; "
+    "`ray get-auth-token` on the head prints it)"
+)
+
+
+@pytest.mark.parametrize(
+    "case", ["no-token", "wrong-token", "wrong-token-in-default-file", "auth-disabled-by-user"]
+)
+def test_driver_without_the_clusters_token_is_refused_in_one_line(cluster, tmp_path, case):
+    home = tmp_path / "home"  # Ray's default token file is ~/.ray/auth_token
+    env: dict[str, str | None] = {**cluster.driver_env(), "HOME": str(home)}
+    if case == "auth-disabled-by-user":  # the right token, but auth switched off
+        env["RAY_AUTH_MODE"] = "disabled"
+    else:
+        env["RAY_AUTH_TOKEN_PATH"] = None
+    if case == "wrong-token":
+        env["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    elif case == "wrong-token-in-default-file":
+        (home / ".ray").mkdir(parents=True)
+        (home / ".ray" / "auth_token").write_text(secrets.token_hex(32))
+    runs = tmp_path / "runs"
+    start = time.monotonic()
+    out = cli(
+        "run",
+        REPO / "sweeps" / "smoke.yaml",
+        "--address",
+        cluster.address,
+        "--run-dir",
+        runs,
+        "--no-progress",
+        env=env,
+    )
+    elapsed = time.monotonic() - start
+    where = {
+        "no-token": "requires a token: " + WHERE,
+        "wrong-token": "rejected the token from RAY_AUTH_TOKEN: set RAY_AUTH_TOKEN or "
+        "RAY_AUTH_TOKEN_PATH to the cluster's token (`ray get-auth-token` on the head prints it)",
+        "wrong-token-in-default-file": "rejected the token from ~/.ray/auth_token: set "
+        "RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to the cluster's token (`ray get-auth-token` "
+        "on the head prints it)",
+        "auth-disabled-by-user": "requires a token: unset RAY_AUTH_MODE=disabled and " + WHERE,
+    }[case]
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert out.stderr.splitlines() == [f"error: the Ray cluster at {cluster.address} {where}"]
+    assert not runs.exists()
+    assert elapsed < 20, elapsed
     assert all(n.proc.poll() is None for n in cluster.nodes)
 
 
@@ -116,7 +175,7 @@ def test_killed_node_loses_only_its_running_trial(cluster, tmp_path):
     starts = tmp_path / "log.nodes"
     driver = subprocess.Popen(
         [sys.executable, str(script), str(tmp_path), cluster.address],
-        env=_env(),
+        env=_env(cluster),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -1,4 +1,4 @@
-"""Builders of a sweep's sections (name, budget, defaults, train + precisions, metric).
+"""Builders of a sweep's sections (name, budget, defaults, train + precisions, metric, storage).
 
 Each takes the sweep's top-level mapping (aliases already resolved) and its source, and
 returns the validated value or raises `ConfigError`. `umup_sweep.config._sweep` assembles them.
@@ -10,16 +10,19 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from umup_sweep.config._secrets import MissingVariable, load_url
 from umup_sweep.config._spaces import hp_name, hp_value
-from umup_sweep.config._spec import Metric
+from umup_sweep.config._spec import Metric, StorageSpec
 from umup_sweep.config._validate import (
     as_mapping,
+    build_section,
     check_keys,
     did_you_mean,
     fail,
@@ -27,6 +30,7 @@ from umup_sweep.config._validate import (
     join,
     number,
 )
+from umup_sweep.errors import UnsetVariableError
 from umup_sweep.spec import HP_DEFAULTS, MODEL_HPS, ModelSpec, TrainSpec
 
 __all__ = [
@@ -36,6 +40,7 @@ __all__ = [
     "sweep_defaults",
     "sweep_metric",
     "sweep_name",
+    "sweep_storage",
     "sweep_train",
 ]
 
@@ -210,3 +215,37 @@ def sweep_metric(data: Mapping[str, Any], source: str) -> Metric:
     if metric not in _METRICS:
         raise fail(source, metric_key, "expected val_loss or final_train_loss", metric)
     return typing.cast(Metric, metric)
+
+
+def sweep_storage(value: Any, source: str) -> StorageSpec:
+    """`storage:` ({run_dir, url}, or a bare URL string): the URL's ``${NAME}`` references are
+    checked against the environment now, and the spec keeps its printable form (references as
+    written, a literal password as ``***``; see `umup_sweep.config._secrets`). No message shows
+    the URL as given: it may hold a password.
+
+    Example:
+        >>> sweep_storage("postgresql://me:secret@db/sweeps", "s.yaml").url
+        'postgresql://me:***@db/sweeps'
+        >>> try:
+        ...     sweep_storage({"url": "postgresql://me:${NO_SUCH_VAR_X}@db/s"}, "s.yaml")
+        ... except Exception as exc:
+        ...     print(str(exc).split(" (")[0])
+        s.yaml: storage.url: environment variable NO_SUCH_VAR_X is not set
+    """
+    if isinstance(value, str) and value:
+        value = {"url": value}
+    if value is not None and not isinstance(value, Mapping):
+        what = type(value).__name__
+        raise fail(source, "storage", f"expected a mapping {{run_dir, url}} or a URL, got a {what}")
+    url = (value or {}).get("url")
+    if url is not None and not isinstance(url, str):
+        raise fail(source, "storage.url", f"expected a storage URL, got a {type(url).__name__}")
+    storage = build_section(StorageSpec, value, source, "storage")
+    if not storage.url:
+        return storage
+    try:
+        return dataclasses.replace(storage, url=load_url(storage.url))
+    except MissingVariable as exc:
+        if exc.name is None:
+            raise fail(source, "storage.url", exc.expected()) from None
+        raise UnsetVariableError(source, "storage.url", exc.expected()) from None

@@ -56,10 +56,11 @@ from umup_sweep.config._sections import (
     sweep_defaults,
     sweep_metric,
     sweep_name,
+    sweep_storage,
     sweep_train,
 )
 from umup_sweep.config._spaces import fit_to_strategy, hyperparameters
-from umup_sweep.config._spec import AnalysisSpec, ExecutionSpec, StorageSpec, SweepSpec
+from umup_sweep.config._spec import AnalysisSpec, ExecutionSpec, SweepSpec
 from umup_sweep.config._validate import NONNEG, build_section, check_keys, fail, int_list
 from umup_sweep.config._yaml import document, read_yaml
 from umup_sweep.spec import DataSpec
@@ -190,7 +191,7 @@ def _sweep_from_mapping(data: dict[str, Any], source: str) -> SweepSpec:
     data_spec = build_section(DataSpec, data.get("data"), source, "data")
     metric = sweep_metric(data, source)
     execution = build_section(ExecutionSpec, data.get("execution"), source, "execution")
-    storage = build_section(StorageSpec, _storage_shorthand(data).get("storage"), source, "storage")
+    storage = sweep_storage(data.get("storage"), source)
     analysis = build_section(AnalysisSpec, data.get("analysis"), source, "analysis")
     ctx = OptionContext(source, spaces, family.widths, budget, seeds=tuple(seeds))
     return SweepSpec(

@@ -1,12 +1,15 @@
 """Connecting to Ray: start a quiet embedded local cluster, or attach to an existing one.
 
-The embedded cluster has no dashboard and no auth, logs only errors, listens on loopback only,
-and keeps its session files in a temp dir under /tmp that is removed on `close()` (or, after a
-`kill -9`, by the next start). Loopback: Ray 2.60 rewrites 127.0.0.1 to the machine's routable
-IP (and then listens on every interface) unless its "no multi-node clusters" switch is on; we
-turn it on just for the embedded `ray.init`, so every Ray server binds 127.0.0.1. An attached
-cluster (`address`, or `RAY_ADDRESS`) is only disconnected from, never shut down; so is a Ray
-instance that was already initialised in this process (e.g. by the test suite).
+The embedded cluster has no dashboard, logs only errors, listens on loopback only, uses Ray's
+token auth with a fresh token per run (unless the user set `RAY_AUTH_MODE=disabled`; see
+`_ray_auth`), and keeps its session files in an owner-only temp dir under /tmp that is
+removed on `close()` (or, after a `kill -9`, by the next start). Loopback: Ray 2.60 rewrites
+127.0.0.1 to the machine's routable IP (and then listens on every interface) unless its "no
+multi-node clusters" switch is on; we turn it on just for the embedded `ray.init`, so every
+Ray server binds 127.0.0.1. An attached cluster (`address`, or `RAY_ADDRESS`) is only
+disconnected from, never shut down; so is a Ray instance that was already initialised in
+this process (e.g. by the test suite). Attaching sends the user's token only to a cluster
+that asks for one.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 import umup_sweep
 from umup_sweep.errors import UserError
+from umup_sweep.execute._ray_auth import AuthEnv, attach_auth, embedded_auth
 
 # The embedded cluster's object store only carries specs and results: keep it small.
 OBJECT_STORE_BYTES = 128 * 1024 * 1024
@@ -52,6 +56,7 @@ class RayConnection:
         self.owned = False  # whether close() disconnects this process from Ray
         self.embedded = False  # whether we started (and will stop) a local cluster
         self._temp_dir: str | None = None
+        self._auth = AuthEnv()  # our changes to RAY_AUTH_*, undone by close()
         if ray.is_initialized():
             return
         if address is None:
@@ -63,9 +68,9 @@ class RayConnection:
             "configure_logging": True,
         }
         if address and address != "local":
-            _attach(address, quiet)
+            self._auth = _attach(address, quiet)
         else:
-            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+            self._auth = embedded_auth()
             _make_package_importable()
             _remove_stale_temp_dirs()
             self._temp_dir = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir="/tmp")
@@ -79,9 +84,13 @@ class RayConnection:
                         _node_ip_address=LOOPBACK,
                         **quiet,
                     )
+                # Ray makes its temp dir world-writable (0777) and its logs world-readable:
+                # close the top folder to other users (Ray's processes run as us).
+                os.chmod(self._temp_dir, 0o700)
             except BaseException:
                 shutil.rmtree(self._temp_dir, ignore_errors=True)
                 self._temp_dir = None
+                self._auth.restore()
                 raise
             self.embedded = True
         self.owned = True
@@ -95,30 +104,66 @@ class RayConnection:
                 ray.shutdown()
         finally:  # even when a second Ctrl-C interrupts the shutdown
             self.owned = False
+            self._auth.restore()
             if self._temp_dir is not None:
                 shutil.rmtree(self._temp_dir, ignore_errors=True)
                 self._temp_dir = None
 
 
-def _attach(address: str, quiet: dict[str, Any]) -> None:
+def _attach(address: str, quiet: dict[str, Any]) -> AuthEnv:
     """`ray.init(address=...)`, failing fast with one line when nothing listens there (Ray
-    itself retries for minutes)."""
+    itself retries for minutes) or when the cluster wants a token we lack; returns the auth
+    settings made for it (undone on close)."""
     import ray
+    from ray.exceptions import RayError
 
+    auth = AuthEnv()
     host, sep, port = address.rpartition(":")
     if sep and port.isdigit() and "://" not in address:
-        try:
-            socket.create_connection((host or LOOPBACK, int(port)), timeout=3).close()
-        except OSError as exc:
-            raise UserError(
-                f"no Ray cluster at {address} ({exc.strerror or exc}); start one with "
-                "`ray start --head` on that machine, or check the host:port it printed"
-            ) from None
+        _check_listener(address, host or LOOPBACK, int(port))
+        auth = attach_auth(address)
     try:
         ray.init(address=address, **quiet)
-    except (ConnectionError, ValueError, RuntimeError) as exc:
+    except (ConnectionError, ValueError, RuntimeError, RayError) as exc:
+        auth.restore()
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise UserError(f"cannot attach to the Ray cluster at {address!r}: {first}") from None
+    except BaseException:
+        auth.restore()
+        raise
+    return auth
+
+
+# An HTTP/2 client preface and an empty SETTINGS frame: a gRPC server (Ray's GCS) answers
+# with its own SETTINGS frame (frame type 4) at once.
+_HTTP2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _check_listener(address: str, host: str, port: int) -> None:
+    """One line, within seconds, when nothing listens at `host:port` or what listens there
+    is not a gRPC server (where `ray.init` would wait for many minutes)."""
+    try:
+        conn = socket.create_connection((host, port), timeout=3)
+    except OSError as exc:
+        raise UserError(
+            f"no Ray cluster at {address} ({exc.strerror or exc}); start one with "
+            "`ray start --head` on that machine, or check the host:port it printed"
+        ) from None
+    with conn:
+        if os.environ.get("RAY_USE_TLS", "0").lower() not in ("0", "false", ""):
+            return  # a TLS GCS expects a TLS hello first
+        try:
+            conn.sendall(_HTTP2_HELLO)
+            frame = conn.recv(9)
+        except TimeoutError:
+            return  # slow to answer: let Ray decide
+        except OSError:
+            frame = b""
+    if len(frame) < 4 or frame[3] != 4:
+        raise UserError(
+            f"nothing at {address} answers as a Ray cluster (not a gRPC server): check the "
+            "host:port that `ray start --head` printed"
+        )
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from umup_sweep.config._secrets import only_references, printable_url
 from umup_sweep.errors import StoreError
 from umup_sweep.store._layout import LOCK_FILE
 
@@ -88,18 +89,23 @@ def lock_holder(run_dir: Path) -> int | None:
 
 
 def storage_label(url: str) -> str:
-    """A storage URL safe to print: the password replaced by ***.
+    """A storage URL safe to print: every password replaced by *** (``${NAME}`` references
+    to environment variables kept).
 
     Example:
         >>> storage_label("postgresql://me:secret@db:5432/sweeps")
         'postgresql://me:***@db:5432/sweeps'
     """
+    if only_references(url):  # e.g. ${DATABASE_URL}
+        return url
     try:
         from sqlalchemy.engine import make_url
 
-        return make_url(url).render_as_string(hide_password=True)
+        make_url(url)
     except Exception:  # not a SQLAlchemy URL: show only the scheme
-        return url.split("://", 1)[0] + "://..."
+        scheme = url.split("://", 1)[0] if "://" in url else ""
+        return f"{scheme}://..." if scheme.replace("+", "").isalnum() else "(not a storage URL)"
+    return printable_url(url)
 
 
 class StudyLock:

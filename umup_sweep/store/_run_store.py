@@ -35,6 +35,7 @@ from umup_sweep.store._layout import CURVES_DIR, STUDY_FILE, SWEEP_FILE, TRIALS_
 from umup_sweep.store._lock import RunLock, StudyLock
 from umup_sweep.store._rows import FINAL_STATUSES, finite_or_inf, rows_frame, trial_row
 from umup_sweep.store._study import (
+    connection_url,
     lock_study,
     move_aside,
     open_study,
@@ -195,7 +196,8 @@ class RunStore:
         if unused:
             try:
                 if self._url:
-                    optuna.delete_study(study_name=self._study.study_name, storage=self._url)
+                    real = connection_url(self._url)
+                    optuna.delete_study(study_name=self._study.study_name, storage=real)
             except Exception:  # best effort: an empty study is harmless
                 pass
         self.close()

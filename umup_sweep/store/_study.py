@@ -1,5 +1,9 @@
 """The Optuna study behind a run directory: open it (SQLite `study.db` or a shared database),
 lock it on a shared server, move it aside, and say in one line why it cannot be used.
+
+The URLs here are the sweep's printable form (`StorageSpec.url`: no literal password); each
+connection takes `connect_url` of it, and every message shows `storage_label` of it, with any
+password a driver error repeats replaced by ***.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from pathlib import Path
 
 import optuna
 
+from umup_sweep.config._secrets import MissingVariable, connect_url, password_left_out, scrub
 from umup_sweep.errors import StoreError
 from umup_sweep.store._layout import STUDY_FILE
 from umup_sweep.store._lock import StudyLock, storage_label
@@ -36,7 +41,7 @@ def open_study(
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        storage = optuna.storages.RDBStorage(url)
+        storage = optuna.storages.RDBStorage(connection_url(url))
         if create:
             study = optuna.create_study(
                 storage=storage, study_name=name, direction="minimize", load_if_exists=True
@@ -68,12 +73,27 @@ def lock_study(url: str, name: str, study: optuna.Study) -> StudyLock | None:
             return None
 
     try:
-        lock = StudyLock(url, name, holder=holder)
+        lock = StudyLock(connection_url(url), name, holder=holder)
     except StoreError:
         raise
     except Exception as exc:
         raise StoreError(unreadable(Path("."), exc, url)) from None
     return lock if lock.held else None
+
+
+def connection_url(url: str) -> str:
+    """The URL to connect to `url` with (its password from memory or the environment).
+
+    Raises:
+        StoreError: it names an environment variable that is not set.
+    """
+    own = Path(url.removeprefix("sqlite:///")).parent
+    if url.startswith("sqlite:///") and is_local(url, own):  # a path: no ${NAME} in it
+        return url
+    try:
+        return connect_url(url)
+    except MissingVariable as exc:
+        raise StoreError(f"the trial database {storage_label(url)}: {exc.expected()}") from None
 
 
 def is_local(url: str, run_dir: Path) -> bool:
@@ -83,12 +103,12 @@ def is_local(url: str, run_dir: Path) -> bool:
 
 def unreadable(run_dir: Path, exc: BaseException, url: str | None = None) -> str:
     """One line: the trial database cannot be used, and what to do about it."""
-    first = (str(exc).strip().splitlines() or [""])[0][:160]
+    first = (str(exc).strip().splitlines() or [""])[0]
+    first = scrub(first, url)[:160] if url is not None else first[:160]
     if url is not None and not is_local(url, run_dir):
         return (
             f"cannot use the trial database {storage_label(url)} ({type(exc).__name__}: "
-            f"{first}); check that the server is running and the URL, user and password "
-            "are right"
+            f"{first}); {_what_to_check(url, first)}"
         )
     db = run_dir / STUDY_FILE
     return (
@@ -96,6 +116,17 @@ def unreadable(run_dir: Path, exc: BaseException, url: str | None = None) -> str
         f"from a backup, or move it aside (mv {db} {db}.broken) and rerun to recompute its "
         "trials"
     )
+
+
+def _what_to_check(url: str, error: str) -> str:
+    """The advice of `unreadable` for a shared database."""
+    if password_left_out(url) and "password" in error.lower():
+        return (
+            "the URL gives no password (a run directory's sweep.yaml never holds one): give "
+            "it in the environment, PGPASSWORD or ~/.pgpass, or as ${NAME} in the sweep file's "
+            "storage URL"
+        )
+    return "check that the server is running and the URL, user and password are right"
 
 
 def remove_created(created: list[Path]) -> None:
@@ -115,12 +146,13 @@ def move_aside(run_dir: Path, name: str, url: str | None) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     backup = run_dir.with_name(f"{run_dir.name}.bak-{stamp}")
     if url:
+        real = connection_url(url)
         optuna.copy_study(
             from_study_name=name,
-            from_storage=url,
-            to_storage=url,
+            from_storage=real,
+            to_storage=real,
             to_study_name=f"{name}.bak-{stamp}",
         )
-        optuna.delete_study(study_name=name, storage=url)
+        optuna.delete_study(study_name=name, storage=real)
     shutil.move(str(run_dir), str(backup))
     return backup

@@ -10,7 +10,8 @@ from typing import Any
 import yaml
 
 from umup_sweep.config import SweepSpec, load_sweep, sweep_to_dict
-from umup_sweep.errors import ConfigError, StoreError
+from umup_sweep.config._secrets import printable_url
+from umup_sweep.errors import ConfigError, StoreError, UnsetVariableError
 from umup_sweep.store._files import atomic_write_text
 from umup_sweep.store._layout import SWEEP_FILE
 
@@ -19,9 +20,13 @@ _NOT_IDENTITY = ("source", "name", "execution", "storage", "analysis", "train.th
 
 
 def write_sweep(run_dir: Path, sweep: SweepSpec) -> Path:
-    """Write the resolved sweep to `<run_dir>/sweep.yaml` (atomically)."""
+    """Write the resolved sweep to `<run_dir>/sweep.yaml` (atomically). Its storage URL is the
+    printable form: ``${NAME}`` references as the sweep file wrote them, never a password."""
     path = run_dir / SWEEP_FILE
-    atomic_write_text(path, yaml.safe_dump(_plain(sweep_to_dict(sweep)), sort_keys=False))
+    data = sweep_to_dict(sweep)
+    if data["storage"].get("url"):  # a loaded sweep's URL is printable already
+        data["storage"]["url"] = printable_url(data["storage"]["url"])
+    atomic_write_text(path, yaml.safe_dump(_plain(data), sort_keys=False))
     return path
 
 
@@ -31,6 +36,7 @@ def read_sweep(run_dir: Path) -> SweepSpec:
     Raises:
         StoreError: not a run directory (no sweep.yaml), or its sweep.yaml is damaged (one
             line naming the file, what is wrong and what to do).
+        UnsetVariableError: its storage URL reads a variable the environment does not set.
     """
     path = run_dir / SWEEP_FILE
     if not path.is_file():
@@ -40,6 +46,8 @@ def read_sweep(run_dir: Path) -> SweepSpec:
         )
     try:
         return load_sweep(path)
+    except UnsetVariableError:
+        raise  # the file is fine: the message names it, the key and the variable
     except ConfigError as exc:
         why = f"{exc.key}: {exc.expected}" if exc.key else exc.expected
         raise StoreError(damaged_sweep(path, why)) from None

@@ -43,9 +43,11 @@ def make_trials(
     stage: str = "grid",
     precision: str | None = None,
     offset: float = 0.0,
+    centres: dict[int, float] | None = None,
 ) -> pd.DataFrame:
     """Loss = 2.5 + offset − 0.05·log2(w/w0) + curvature·(x − c0 − drift·log2(w/w0))² + seeded
-    noise. With ``precision`` the frame has a `precision` column (else none, as old runs)."""
+    noise. With ``precision`` the frame has a `precision` column (else none, as old runs);
+    ``centres`` sets the optimum (log2) of the listed widths instead of the drift line."""
     rng = np.random.default_rng(rng_seed)
     rows = []
     for depth in depths:
@@ -53,6 +55,8 @@ def make_trials(
             u = math.log2(width / widths[0])
             v = math.log2(depth / depths[0])
             centre = c0 + drift * u + depth_drift * v
+            if centres is not None and width in centres:
+                centre = centres[width] + depth_drift * v
             for seed in seeds:
                 for x in grid:
                     hps = dict(HP_DEFAULTS) | (fixed or {})

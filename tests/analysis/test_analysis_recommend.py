@@ -151,3 +151,24 @@ def test_optimum_at_grid_edge_warns(run_factory):
     rec = recommend(run_factory(t, base=BASE), width=128, depth=2)
     assert rec.hyperparameters["lr"] == 2.0
     assert any("edge of the swept range" in w for w in rec.warnings)
+
+
+def test_widths_below_the_regime_are_left_out_of_the_line(run_factory):
+    # the optimum jumps by +1.2 from 64 to 128, then stays within ±0.05: over every width the
+    # drift is ≈ +0.6 per doubling, but from 128 on it transfers
+    centres = {64: -2.2, 128: -1.0, 256: -1.04}
+    t = make_trials(widths=(64, 128, 256), seeds=(0, 1), noise=0.003, centres=centres)
+    run = run_factory(t, base=BASE)
+    rec = recommend(run, width=1024, depth=2)
+    ev = rec.evidence["hps"]["lr"]
+    assert ev["verdict"] == "drifts" and ev["drift"]["width"]["slope"] > 0.3
+    reg = ev["regime"]
+    assert reg["used"] is True and reg["from_width"] == 128 and reg["too_narrow"] == [64]
+    assert reg["drift"]["verdict"] == "transfers" and abs(reg["drift"]["slope"]) < 0.05
+    # carried as is from the widest proxy (256, inside the regime), not moved by +0.6
+    assert ev["extrapolated"] is False and "shift_log2" not in ev
+    assert rec.hyperparameters["lr"] == pytest.approx(2.0 ** ev["optima_log2"][-1], rel=1e-12)
+    assert rec.hyperparameters["lr"] == pytest.approx(2.0**-1.04, rel=0.05)
+    assert any("(left out: width 64)" in w for w in rec.warnings)
+    written = yaml.safe_load((run / "recommended.yaml").read_text())
+    assert written["evidence"]["hps"]["lr"]["regime"] == reg

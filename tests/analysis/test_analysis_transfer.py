@@ -224,3 +224,23 @@ def test_half_step_grid_in_any_row_order_finds_each_widths_optimum():
         assert p.fit_optimum_log2 == pytest.approx(-7.0 - i, abs=0.05)
     assert res.drift["width"].slope == pytest.approx(-1.0, abs=0.05)
     assert res.verdict == "drifts"
+
+
+def test_full_sweep_of_the_hp_wins_over_a_short_better_resweep():
+    """An independent search sweeps lr at the defaults (stage 1, 9 values), then re-sweeps it at
+    3 values with the adopted HPs (stage 3, a lower loss). The analysis must use the stage-1
+    line: 3 points around a best value say little about where the optimum moves."""
+    stage1 = make_trials(widths=(64, 128), seeds=(0,), noise=0.0, stage="1-lr")
+    stage3 = make_trials(
+        widths=(64, 128),
+        seeds=(0,),
+        grid=(-2, -1, 0),
+        noise=0.0,
+        offset=-0.05,
+        fixed={"residual_mult": 2.0},
+        stage="3-lr-resweep",
+    )
+    res = _lr(pd.concat([stage1, stage3], ignore_index=True))
+    assert all(p.fixed["residual_mult"] == 1.0 for p in res.per_proxy)
+    assert all(len(p.curve) == 9 for p in res.per_proxy)
+    assert [p.grid_optimum_log2 for p in res.per_proxy] == [-1.0, -1.0]

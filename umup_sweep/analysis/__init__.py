@@ -1,7 +1,8 @@
 """Transfer analysis of a finished sweep: optimum per proxy, drift per width/depth doubling and
 a verdict per parametrization and precision, and whether the optimum holds in low precision
 (fp8_sim vs fp32) (`transfer.json`), plots, the recommendation for a target model
-(`recommended.yaml`), the human report (`report.md`) and the coordinate check.
+(`recommended.yaml`), the human report (`report.md`), one run's loss next to another's
+(`compare.json`) and the coordinate check.
 
 Example:
     >>> from umup_sweep.analysis import analyze_run, plot_runs, recommend, write_report
@@ -16,6 +17,14 @@ from umup_sweep.analysis._analyze import (
     finalize_run,
     plot_runs,
     write_report,
+)
+from umup_sweep.analysis._compare import (
+    COMPARE_FILE,
+    Comparison,
+    compare_markdown,
+    compare_rows,
+    compare_runs,
+    load_comparison,
 )
 from umup_sweep.analysis._coord import (
     CoordCheck,
@@ -49,7 +58,9 @@ from umup_sweep.analysis._transfer import (
 from umup_sweep.fitting import Parabola, fit_parabola, log2_optimum
 
 __all__ = [
+    "COMPARE_FILE",
     "BowlFit",
+    "Comparison",
     "CoordCheck",
     "CurvePoint",
     "Drift",
@@ -67,11 +78,15 @@ __all__ = [
     "analyze_trials",
     "best_config",
     "compare_hp",
+    "compare_markdown",
+    "compare_rows",
     "compare_precisions",
+    "compare_runs",
     "coord_check",
     "finalize_run",
     "fit_moving_bowl",
     "fit_parabola",
+    "load_comparison",
     "load_run",
     "log2_optimum",
     "plot_coord_check",

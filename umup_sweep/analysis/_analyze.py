@@ -34,9 +34,11 @@ from typing import Any
 import numpy as np
 import yaml
 
+from umup_sweep.analysis._compare import COMPARE_FILE, Comparison
 from umup_sweep.analysis._plots import transfer_figure
 from umup_sweep.analysis._precision import PrecisionReport, compare_precisions
 from umup_sweep.analysis._report import report_markdown
+from umup_sweep.analysis._report_hp import cost_text, holds_from
 from umup_sweep.analysis._run import DEFAULT_PRECISION, RunData, load_run, precision_rank
 from umup_sweep.analysis._search import search_record
 from umup_sweep.analysis._transfer import HPTransfer, analyze_trials, result_key
@@ -101,6 +103,8 @@ class TransferReport:
                         "drift": drift or "-",
                         "verdict": res.verdict,
                         "regret": _fmt(res.regret.get("fit", res.regret.get("grid")), 4),
+                        "cost": cost_text(res),
+                        "holds_from": holds_from(res),
                     }
                 )
         return rows
@@ -236,7 +240,10 @@ def plot_runs(
 
 
 def write_report(
-    report: TransferReport, plots: list[Path] | None = None, out: str | Path | None = None
+    report: TransferReport,
+    plots: list[Path] | None = None,
+    out: str | Path | None = None,
+    compare: Comparison | None = None,
 ) -> Path:
     """Write `report.md` for an analysed run; returns its path.
 
@@ -244,6 +251,8 @@ def write_report(
         report: the run's transfer analysis (`analyze_run`).
         plots: image files to embed (default: every PNG in the run's `plots/`).
         out: output file (default `<run_dir>/report.md`).
+        compare: the run next to another (`load_comparison`): adds a "Compared with" section
+            and writes its numbers to `compare.json` next to the report.
 
     Example:
         >>> write_report(analyze_run("runs/lr_width"))  # doctest: +SKIP
@@ -255,12 +264,18 @@ def write_report(
         plots = sorted((run_dir / PLOTS_DIR).glob("*.png"))
     rec_path = run_dir / RECOMMENDED_FILE
     recommended = (yaml.safe_load(rec_path.read_text()) or {}) if rec_path.exists() else None
-    path.write_text(report_markdown(report, plots, path, recommended))
+    if compare is not None:
+        data = compare.to_dict()
+        (path.parent / COMPARE_FILE).write_text(json.dumps(data, indent=2) + "\n")
+    path.write_text(report_markdown(report, plots, path, recommended, compare))
     return path
 
 
-def finalize_run(run_dir: str | Path, tolerance: float | None = None) -> TransferReport:
-    """Everything a finished run gets: `transfer.json`, `plots/`, `report.md`.
+def finalize_run(
+    run_dir: str | Path, tolerance: float | None = None, compare: Comparison | None = None
+) -> TransferReport:
+    """Everything a finished run gets: `transfer.json`, `plots/`, `report.md` (and, with
+    ``compare``, `compare.json` and the report's "Compared with" section).
 
     Meant for the end of `umup-sweep run` and for `umup-sweep report`.
 
@@ -270,5 +285,5 @@ def finalize_run(run_dir: str | Path, tolerance: float | None = None) -> Transfe
     """
     report = analyze_run(run_dir, tolerance)
     plots = [p for p in plot_runs([report]) if p.suffix == ".png"]
-    write_report(report, plots)
+    write_report(report, plots, compare=compare)
     return report

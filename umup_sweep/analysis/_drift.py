@@ -1,6 +1,7 @@
 """The joint fit behind the drift: one moving bowl over every usable proxy's near-optimum
 trials (`fit_all`), the per-trial noise (`seed_noise`), and the parametric bootstrap of the
-whole procedure that gives the drift its standard error (`bootstrap_se`).
+whole procedure that gives the drift its standard error (`bootstrap_se`), and the verdict
+rule on a drift and its standard error (`verdict_for`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from umup_sweep.analysis._fit import BowlFit, fit_moving_bowl
-from umup_sweep.analysis._points import half_range
+from umup_sweep.analysis._points import Z, half_range
 from umup_sweep.fitting import LinePoints
 
 if TYPE_CHECKING:
@@ -100,3 +101,21 @@ def bootstrap_se(
     if len(drifts) < 0.8 * n_boot:
         return [math.inf] * k, failed
     return [float(v) for v in half_range(np.array(drifts))], failed
+
+
+def verdict_for(slope: float, se: float, tol: float) -> str:
+    """`transfers` if slope ± 2se ⊂ [−tol, tol]; `drifts` if it lies entirely outside; else
+    `inconclusive`.
+
+    Example:
+        >>> verdict_for(0.02, 0.05, 0.25), verdict_for(-1.0, 0.1, 0.25), verdict_for(0.2, 0.1, 0.25)
+        ('transfers', 'drifts', 'inconclusive')
+    """
+    if not (math.isfinite(slope) and math.isfinite(se)):
+        return "inconclusive"
+    lo, hi = slope - Z * se, slope + Z * se
+    if -tol <= lo and hi <= tol:
+        return "transfers"
+    if lo > tol or hi < -tol:
+        return "drifts"
+    return "inconclusive"

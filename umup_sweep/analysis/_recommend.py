@@ -4,7 +4,9 @@ The HP values are the sweep's best config at its largest proxy (configs run with
 first — for independent sweeps that is the confirmed config); in a one-HP sweep the swept HP
 takes the parabola (sub-grid) optimum at that proxy instead of the grid point. A swept HP
 whose optimum `transfers` is carried over as is; otherwise it is extrapolated along the fitted
-drift line to the target width/depth, with a warning. The effective per-parameter-group
+drift line to the target width/depth, with a warning. When the optimum only transfers from
+some width on (the analysis's width regime), the narrower widths are left out of that line,
+also with a warning (`_carry.py`). The effective per-parameter-group
 learning rates come from the project's own optimizer applied to the target model built on the
 meta device, so they are exactly what training the target would use.
 """
@@ -22,6 +24,7 @@ import pandas as pd
 import yaml
 
 from umup_sweep.analysis._analyze import TransferReport, analyze_run
+from umup_sweep.analysis._carry import along_line, drift_line
 from umup_sweep.analysis._precision import PrecisionReport
 from umup_sweep.analysis._run import RunData, load_run, precision_rank
 from umup_sweep.analysis._transfer import HPTransfer, result_key
@@ -236,7 +239,8 @@ def _carry_value(
     if not res.drift:
         warnings.append(f"{hp}: transfer not tested ({res.reason}); using the proxy value as is")
         return value, ev
-    return _along_drift(hp, value, res, src, target, param, ev, warnings), ev
+    line = drift_line(hp, res, ev, warnings)
+    return along_line(hp, value, line, src, target, param, ev, warnings), ev
 
 
 def _transfer_evidence(res: HPTransfer) -> dict[str, Any]:
@@ -249,44 +253,6 @@ def _transfer_evidence(res: HPTransfer) -> dict[str, Any]:
         "optima_log2": [p.fit_optimum_log2 for p in res.per_proxy],
         "tolerance": res.tolerance,
     }
-
-
-def _along_drift(
-    hp: str,
-    value: float,
-    res: HPTransfer,
-    src: dict[str, Any],
-    target: dict[str, int],
-    param: str,
-    ev: dict[str, Any],
-    warnings: list[str],
-) -> float:
-    """The proxy value moved along the fitted drift to the target (or carried as is when it
-    transfers, or when the drift is indistinguishable from zero); notes it in `ev`."""
-    shift = sum(d.slope * math.log2(target[a] / src[a]) for a, d in res.drift.items())
-    if res.verdict == "transfers" and param != "sp":
-        ev["extrapolated"] = False
-        return value
-    nonzero = any(d.ci[0] > 0 or d.ci[1] < 0 for d in res.drift.values())
-    if param != "sp" and not nonzero:
-        # Inconclusive and not distinguishable from zero: a noisy slope times many doublings
-        # would be a guess, so carry the value and say so.
-        ev["extrapolated"] = False
-        warnings.append(
-            f"{hp}: verdict '{res.verdict}' ({res.reason}); the drift is not distinguishable "
-            f"from zero, so {value:.4g} is carried as is (along the fit it would be "
-            f"{value * 2.0**shift:.4g}); add seeds or widths to decide"
-        )
-        return value
-    new = value * 2.0**shift
-    ev |= {"extrapolated": True, "shift_log2": shift}
-    loud = "SP: the optimal LR does NOT transfer across width. " if param == "sp" else ""
-    warnings.append(
-        f"{loud}{hp}: verdict '{res.verdict}' — extrapolated along the fitted drift by "
-        f"{shift:+.2f} log2 from {value:.4g} at {src['width']}x{src['depth']} to {new:.4g}; "
-        "confirm on a mid-size proxy"
-    )
-    return new
 
 
 def _precision_evidence(

@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from umup_sweep.analysis._compare import Comparison, compare_markdown
+from umup_sweep.analysis._report_hp import per_hp_markdown
 from umup_sweep.analysis._search import search_markdown
 from umup_sweep.analysis._transfer import HPTransfer
 from umup_sweep.store import RECOMMENDED_FILE, TRANSFER_FILE
@@ -48,7 +50,9 @@ def _hp_section(res: HPTransfer, metric: str) -> list[str]:
             f"| {_f(p.best_loss, 4)} | {p.n_ok} / {p.n_diverged} / {p.n_failed} |"
         )
     lines.append("")
-    if res.regret.get("grid") is not None:
+    if res.regret.get("sentence"):
+        lines += [f"Cost of carrying: {res.regret['sentence']}.", ""]
+    elif res.regret.get("grid") is not None:
         regret = res.regret.get("fit", res.regret["grid"])
         lines.append(
             f"Regret of carrying the optimum from {res.regret['from']} to {res.regret['to']}: "
@@ -151,6 +155,7 @@ def report_markdown(
     plots: list[Path],
     path: Path,
     recommended: dict[str, Any] | None = None,
+    compare: Comparison | None = None,
 ) -> str:
     """The text of `report.md` for an analysed run (written by `write_report`).
 
@@ -159,6 +164,8 @@ def report_markdown(
         plots: image files to embed, linked relative to ``path``'s folder.
         path: where the report will live.
         recommended: the content of the run's `recommended.yaml` (None: not written yet).
+        compare: the run's losses next to another run's (`compare_runs`), for a "Compared
+            with" section (None: no such section).
     """
     c = report.counts
     lines = [
@@ -171,17 +178,29 @@ def report_markdown(
         "",
         "## Verdict",
         "",
-        "| HP | parametrization | drift per doubling | verdict | regret (largest proxy) |",
-        "|---|---|---|---|---|",
+        "| HP | parametrization | drift per doubling | verdict | cost of carrying (± se) "
+        "| holds from |",
+        "|---|---|---|---|---|---|",
     ]
     for row in report.rows():
         param = _label(row["parametrization"].split("@")[0], row["precision"])
         lines.append(
-            f"| {row['hp']} | {param} | {row['drift']} | **{row['verdict']}** | {row['regret']} |"
+            f"| {row['hp']} | {param} | {row['drift']} | **{row['verdict']}** | {row['cost']} "
+            f"| {row['holds_from']} |"
         )
     if not report.results:
-        lines.append("| – | – | – | no HP swept over ≥ 3 values | – |")
-    lines += ["", f"Machine-readable: [{TRANSFER_FILE}]({TRANSFER_FILE}).", ""]
+        lines.append("| – | – | – | no HP swept over ≥ 3 values | – | – |")
+    lines += [
+        "",
+        "*Cost of carrying*: the loss at the widest proxy at the narrowest proxy's optimum, "
+        "minus the widest proxy's own best. *Holds from*: the width from which on the optimum "
+        "transfers.",
+        "",
+        f"Machine-readable: [{TRANSFER_FILE}]({TRANSFER_FILE}).",
+        "",
+    ]
+    lines += per_hp_markdown(report)
+    lines += compare_markdown(compare) if compare is not None else []
     lines += _precision_section(report)
     lines += search_markdown(report.search)
     if plots:

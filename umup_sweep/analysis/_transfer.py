@@ -1,11 +1,14 @@
 """Does the optimum transfer? Per swept HP and parametrization: optimum per proxy, drift per
-width (or depth) doubling fitted over all points at once, a verdict, and the regret of carrying
-the narrowest proxy's optimum to the widest. Pure: the run-level report and its `transfer.json`
-are `_analyze.py`'s.
+width (or depth) doubling fitted over all points at once, a verdict, the regret of carrying
+the narrowest proxy's optimum to the widest with its bootstrap interval (`_regret.py`), the
+optima on an edge of the swept range (`_edges.py`) and the width from which on it transfers
+(`_regime.py`). Pure: the run-level report and its `transfer.json` are `_analyze.py`'s.
 
 Verdict rule (tolerance ``tol`` in log2 per doubling, default 0.25): with the 95% interval
 ``CI = drift ± 2·se``, *transfers* when the CI lies within ``[−tol, +tol]``, *drifts* when it lies
-entirely outside, else *inconclusive* (the error bar straddles the tolerance).
+entirely outside, else *inconclusive* (the error bar straddles the tolerance). A usable proxy
+whose best grid point is on an edge of its swept range makes it *inconclusive* whatever the
+drift (which is still fitted and stored): its reason starts with the range to add.
 
 Runs with a precision axis are analysed per (parametrization, precision): fp32 results keep the
 plain parametrization key (``results["lr"]["umup"]``), others are keyed ``"umup@fp8_sim"``; the
@@ -31,7 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from umup_sweep.analysis._drift import FitProxy, bootstrap_se, fit_all, seed_noise
+from umup_sweep.analysis._drift import FitProxy, bootstrap_se, fit_all, seed_noise, verdict_for
+from umup_sweep.analysis._edges import edge_reason, edge_records
 from umup_sweep.analysis._points import (
     N_BOOT,
     CurvePoint,
@@ -41,6 +45,8 @@ from umup_sweep.analysis._points import (
     line_points,
     rounded,
 )
+from umup_sweep.analysis._regime import width_regime
+from umup_sweep.analysis._regret import carry_cost
 from umup_sweep.analysis._run import DEFAULT_PRECISION, precision_rank
 from umup_sweep.config import AnalysisSpec
 from umup_sweep.fitting import FIT_WINDOW, LinePoints, fit_parabola, log2_optimum
@@ -101,7 +107,9 @@ class HPTransfer:
     centre_se: float | None = None
     curvature: list[float] | None = None  # per proxy, loss per log2² from the optimum
     n_fit_points: int = 0
-    regret: dict[str, Any] = field(default_factory=dict)
+    regret: dict[str, Any] = field(default_factory=dict)  # see `_regret.carry_cost`
+    edges: list[dict[str, Any]] = field(default_factory=list)  # see `_edges.edge_records`
+    regime: dict[str, Any] = field(default_factory=dict)  # see `_regime.width_regime`
     bootstrap: dict[str, Any] = field(default_factory=dict)
     loss_flags: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -147,9 +155,11 @@ def _pick_lines(df: pd.DataFrame, hp: str, metric: str) -> dict[tuple[int, int],
     """Per proxy, the trials that sweep ``hp`` with every other HP held fixed.
 
     A "line" is a group of trials sharing every other HP value and covering ≥ 3 distinct values
-    of ``hp``. Prefer the line present at the most proxies (tie: the one holding the best loss at
-    the largest proxy) so every proxy is compared on the same slice; a proxy without it uses its
-    own best line.
+    of ``hp``. Prefer the line present at the most proxies, so every proxy is compared on the
+    same slice; then the one with the most distinct values of ``hp`` (summed over the proxies),
+    so a short re-sweep around a best value (an independent search's stage-3 lr line) never
+    displaces the full sweep of it (stage 1); then the one holding the best loss at the largest
+    proxy. A proxy without the chosen line uses its own best line.
     """
     others = [h for h in HP_NAMES if h != hp]
     lines: dict[tuple[int, int], dict[tuple[float, ...], pd.DataFrame]] = {}
@@ -169,15 +179,19 @@ def _pick_lines(df: pd.DataFrame, hp: str, metric: str) -> dict[tuple[int, int],
         return float(means.min()) if len(means) else math.inf
 
     count: dict[tuple[float, ...], int] = {}
+    n_values: dict[tuple[float, ...], int] = {}
     for groups in lines.values():
-        for k in groups:
+        for k, g in groups.items():
             count[k] = count.get(k, 0) + 1
+            n_values[k] = n_values.get(k, 0) + int(g[hp].map(rounded).nunique())
     largest = max(lines)
-    top = max(count.values())
-    candidates = [k for k, c in count.items() if c == top]
     preferred = min(
-        candidates,
-        key=lambda k: best_loss(lines[largest][k]) if k in lines[largest] else math.inf,
+        count,
+        key=lambda k: (
+            -count[k],
+            -n_values[k],
+            best_loss(lines[largest][k]) if k in lines[largest] else math.inf,
+        ),
     )
     chosen = {}
     for proxy, groups in lines.items():
@@ -243,24 +257,6 @@ def _proxy_optimum(
     return result, pts, opt.mask
 
 
-def verdict_for(slope: float, se: float, tol: float) -> str:
-    """`transfers` if slope ± 2se ⊂ [−tol, tol]; `drifts` if it lies entirely outside; else
-    `inconclusive`.
-
-    Example:
-        >>> verdict_for(0.02, 0.05, 0.25), verdict_for(-1.0, 0.1, 0.25), verdict_for(0.2, 0.1, 0.25)
-        ('transfers', 'drifts', 'inconclusive')
-    """
-    if not (math.isfinite(slope) and math.isfinite(se)):
-        return "inconclusive"
-    lo, hi = slope - Z * se, slope + Z * se
-    if -tol <= lo and hi <= tol:
-        return "transfers"
-    if lo > tol or hi < -tol:
-        return "drifts"
-    return "inconclusive"
-
-
 def _loss_flags(per_proxy: list[ProxyOptimum], axes: list[str]) -> list[str]:
     """Bigger proxies should reach a lower loss: flag every step along an axis where they don't."""
     flags = []
@@ -283,26 +279,6 @@ def _loss_flags(per_proxy: list[ProxyOptimum], axes: list[str]) -> list[str]:
                         "bigger proxies should be better; train longer or check the model"
                     )
     return flags
-
-
-def _regret(
-    small: ProxyOptimum, big: ProxyOptimum, big_pts: LinePoints, big_mask: np.ndarray
-) -> dict[str, Any]:
-    """Loss at the big proxy when using the small proxy's optimum, minus the big proxy's best:
-    on the grid (nearest grid point) and on the big proxy's fitted parabola when in range."""
-    out: dict[str, Any] = {"from": f"{small.width}x{small.depth}", "to": f"{big.width}x{big.depth}"}
-    if small.fit_optimum_log2 is None or big.best_loss is None:
-        return out
-    x_carry = small.fit_optimum_log2
-    out["carried_log2"] = x_carry
-    eligible = [p for p in big.curve if p.eligible and p.mean is not None]
-    nearest = min(eligible, key=lambda p: abs(p.log2 - (small.grid_optimum_log2 or x_carry)))
-    out["grid"] = float(nearest.mean - big.best_loss)  # type: ignore[operator]
-    wx, wy = big_pts.x[big_mask], big_pts.y[big_mask]
-    fit = fit_parabola(wx, wy)
-    if fit is not None and fit.convex and wx.min() <= x_carry <= wx.max():
-        out["fit"] = float(fit(x_carry) - fit.min_value)
-    return out
 
 
 def _proxies(
@@ -378,11 +354,19 @@ def analyze_hp(
     elif len(usable) < 2:
         result.reason = "fewer than two proxies have usable trials"
     else:
-        _fit_drift(result, usable, window, n_boot)
+        _fit_drift(result, usable, metric, window, n_boot)
+    result.edges = edge_records(u.opt for u in usable)
+    if result.edges:
+        result.verdict = "inconclusive"
+        result.reason = f"{edge_reason(hp, result.edges)}; {result.reason}"
+    if axes and len(usable) >= 2:
+        result.regime = width_regime(result, usable, window, n_boot)
     return result
 
 
-def _fit_drift(result: HPTransfer, usable: list[FitProxy], window: int, n_boot: int) -> None:
+def _fit_drift(
+    result: HPTransfer, usable: list[FitProxy], metric: str, window: int, n_boot: int
+) -> None:
     """The joint fit over the usable proxies: drift per axis, its bootstrap error, the
     verdict, and the regret of carrying the smallest proxy's optimum to the largest."""
     fit = fit_all(usable, [u.mask for u in usable])
@@ -417,7 +401,7 @@ def _fit_drift(result: HPTransfer, usable: list[FitProxy], window: int, n_boot: 
     small = min(usable, key=lambda t: (t.opt.width, t.opt.depth))
     big = max(usable, key=lambda t: (t.opt.width, t.opt.depth))
     if small is not big:
-        result.regret = _regret(small.opt, big.opt, big.pts, big.mask)
+        result.regret = carry_cost(small, big, metric, window, n_boot)
 
 
 def _combine(drift: dict[str, Drift], tol: float) -> tuple[str, str]:

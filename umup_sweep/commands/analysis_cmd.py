@@ -16,7 +16,7 @@ from umup_sweep.errors import UserError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from umup_sweep.analysis import TransferReport
+    from umup_sweep.analysis import Comparison, TransferReport
 
 
 def _console() -> Console:
@@ -38,7 +38,7 @@ def _print_verdicts(report: TransferReport) -> None:
         "optimum log2 per proxy",
         "drift / doubling",
         "verdict",
-        "regret",
+        "cost of carrying",
     ):
         table.add_column(col)
     colours = {"transfers": "green", "drifts": "red", "inconclusive": "yellow"}
@@ -51,7 +51,7 @@ def _print_verdicts(report: TransferReport) -> None:
             row["optima_log2"],
             row["drift"],
             f"[{colours.get(v, 'white')}]{v}[/]",
-            row["regret"],
+            row["cost"],
         )
     _console().print(table)
     for by_param in report.results.values():
@@ -222,22 +222,55 @@ def coord_check(
         typer.echo(f"wrote {path}")
 
 
+def _print_comparison(comp: Comparison) -> None:
+    from rich.table import Table
+
+    from umup_sweep.analysis import compare_rows
+
+    header, rows = compare_rows(comp)
+    table = Table(title=f"{comp.this.run} vs {comp.other.run}: {comp.metric} ({comp.precision})")
+    for col in header:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    _console().print(table)
+    typer.echo("* best grid: the lowest seed mean over many configs (selection-biased, low)")
+    for c in comp.proxies:
+        typer.echo(c.sentence)
+    typer.echo(f"overall: {comp.overall}")
+
+
 def report(
     run: Path = typer.Argument(..., help="Run directory (runs/<name>/)."),
     tolerance: float | None = typer.Option(
         None, help="Transfer tolerance in log2 per doubling (default: the sweep's, else 0.25)."
     ),
+    compare: Path | None = typer.Option(
+        None,
+        "--compare",
+        help="Another run directory (e.g. the SP control): its loss next to this run's at "
+        "every width both ran (lr only, final, best grid; the gap ± se and a verdict). Adds a "
+        "'Compared with' section to report.md, writes compare.json and prints the table.",
+    ),
+    verbose: bool = typer.Option(False, "--verbose", help="Also print the verdict table."),
 ) -> None:
     """Write report.md: plots, transfer table and verdict, recommendation, trial counts.
 
     Also refreshes transfer.json and plots/. The report links them relatively, so the run
     directory can be moved or shared as a whole; open report.md in any Markdown viewer.
+    Prints where the report is (and, with --compare, the comparison table).
     """
-    from umup_sweep.analysis import finalize_run
+    from umup_sweep.analysis import COMPARE_FILE, finalize_run, load_comparison
+    from umup_sweep.store import REPORT_FILE
 
-    rep = finalize_run(run, tolerance)
-    _print_verdicts(rep)
-    typer.echo(f"wrote {run / 'report.md'}")
+    comparison = load_comparison(run, compare) if compare is not None else None
+    rep = finalize_run(run, tolerance, comparison)
+    if verbose:
+        _print_verdicts(rep)
+    if comparison is not None:
+        _print_comparison(comparison)
+        typer.echo(f"wrote {run / COMPARE_FILE}")
+    typer.echo(f"wrote {run / REPORT_FILE}")
 
 
 def register(app: typer.Typer) -> None:

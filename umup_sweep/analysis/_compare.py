@@ -36,7 +36,7 @@ from umup_sweep.analysis._run import DEFAULT_PRECISION, RunData, load_run, preci
 from umup_sweep.analysis._search import search_record
 from umup_sweep.errors import UserError
 from umup_sweep.spec import HP_NAMES
-from umup_sweep.store import SWEEP_FILE
+from umup_sweep.store import COMPARE_FILE, SWEEP_FILE
 
 __all__ = [
     "COMPARE_FILE",
@@ -48,7 +48,6 @@ __all__ = [
     "load_comparison",
 ]
 
-COMPARE_FILE = "compare.json"  # written next to report.md by `report --compare`
 PARAM_LABEL = {"umup": "u-μP", "sp": "SP", "mup": "μP"}
 Z = 2.0  # |gap| within Z standard errors: indistinguishable
 

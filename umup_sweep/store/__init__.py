@@ -13,6 +13,7 @@ Example:
 
 from umup_sweep.store._files import CURVE_COLUMNS, atomic_write_text, read_curve, write_curve
 from umup_sweep.store._layout import (
+    COMPARE_FILE,
     CURVES_DIR,
     LOCK_FILE,
     PLOTS_DIR,
@@ -35,6 +36,7 @@ __all__ = [
     "LOCK_FILE",
     "PLOTS_DIR",
     "RECOMMENDED_FILE",
+    "COMPARE_FILE",
     "REPORT_FILE",
     "STUDY_FILE",
     "SWEEP_FILE",

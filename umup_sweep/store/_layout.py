@@ -22,3 +22,4 @@ TRANSFER_FILE = "transfer.json"
 PLOTS_DIR = "plots"
 RECOMMENDED_FILE = "recommended.yaml"
 REPORT_FILE = "report.md"
+COMPARE_FILE = "compare.json"  # `report --compare OTHER`: this run next to another

@@ -118,3 +118,19 @@ def test_a_jump_at_the_narrow_end_is_found_despite_noise():
         found += reg["from_width"] == 128
         assert reg["from_width"] != 64
     assert found >= 8
+
+
+def test_too_little_evidence_is_not_reported_as_no_transfer():
+    """Two widths, a flat valley and heavy noise: the drift is inconclusive, so the regime must
+    say the transfer is not shown yet, not that it fails."""
+    from umup_sweep.analysis._report_hp import holds_from
+
+    weak = _lr(make_trials(widths=(64, 128), seeds=(0, 1), noise=0.05, curvature=0.01))
+    assert weak.verdict == "inconclusive"
+    assert weak.regime["from_width"] is None and weak.regime["drift_shown"] is False
+    assert weak.regime["sentence"] == (
+        "no width range shown to transfer yet (inconclusive: add seeds or widths)"
+    )
+    assert holds_from(weak) == "not shown"
+    moving = _lr(make_trials(widths=(64, 128), noise=0.003, drift=1.0))
+    assert moving.regime["drift_shown"] is True and holds_from(moving) == "none"

@@ -19,8 +19,9 @@ transfers. Along width, at one depth (the one with the most widths; tie: the sma
 
 Shape (plain JSON): ``{depth, widths, steps: [{from, to, slope, se, verdict}], from_width,
 too_narrow, drift: {slope, se, ci, verdict, se_wald, se_bootstrap, widths} | None,
-sentence}``; empty when the width axis was not swept or fewer than two of its widths are
-usable.
+drift_shown, sentence}`` (``drift_shown``: whether the whole line or a step drifts, so that
+"no regime" means shown not to transfer rather than too little evidence); empty when the width
+axis was not swept or fewer than two of its widths are usable.
 """
 
 from __future__ import annotations
@@ -75,7 +76,10 @@ def width_regime(
         "from_width": from_width,
         "too_narrow": too_narrow,
         "drift": drift,
-        "sentence": regime_sentence(from_width, too_narrow, drift, widths),
+        "drift_shown": _any_drifts(main, steps),
+        "sentence": regime_sentence(
+            from_width, too_narrow, drift, widths, shown=_any_drifts(main, steps)
+        ),
     }
 
 
@@ -120,10 +124,23 @@ def subset_drift(
     }
 
 
+def _any_drifts(main: Any, steps: list[dict[str, Any]]) -> bool:
+    """Whether the data show a drift (the whole line or a neighbour step), rather than too
+    little evidence either way."""
+    return (main is not None and main.verdict == "drifts") or any(
+        s.get("verdict") == "drifts" for s in steps
+    )
+
+
 def regime_sentence(
-    from_width: int | None, too_narrow: list[int], drift: dict[str, Any] | None, widths: list[int]
+    from_width: int | None,
+    too_narrow: list[int],
+    drift: dict[str, Any] | None,
+    widths: list[int],
+    shown: bool = True,
 ) -> str:
-    """The regime in words.
+    """The regime in words; with no regime, `shown` says whether a drift was shown (else the
+    evidence is too weak either way).
 
     Example:
         >>> d = {"slope": 0.02, "se": 0.04, "widths": [128, 256, 512]}
@@ -131,8 +148,12 @@ def regime_sentence(
         'transfers from width 128 on (drift +0.02 ± 0.04 over 128–512); width 64 is too narrow'
         >>> regime_sentence(64, [], None, [64, 128]), regime_sentence(None, [], None, [64, 128])
         ('transfers at every width (64–128)', 'no width range where it transfers')
+        >>> regime_sentence(None, [], None, [64, 128], shown=False)
+        'no width range shown to transfer yet (inconclusive: add seeds or widths)'
     """
     if from_width is None:
+        if not shown:
+            return "no width range shown to transfer yet (inconclusive: add seeds or widths)"
         return "no width range where it transfers"
     if not too_narrow:
         return f"transfers at every width ({widths[0]}–{widths[-1]})"

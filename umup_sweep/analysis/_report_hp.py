@@ -56,11 +56,14 @@ def cost_text(res: Any) -> str:
 
 def holds_from(res: Any) -> str:
     """Short form of where the transfer holds: `width 128 (64 too narrow)`, `width 64`,
-    `none` (at no width), or `–` (not analysed)."""
+    `none` (shown to drift at every width range), `not shown` (too little evidence either
+    way), or `–` (not analysed)."""
     regime = getattr(res, "regime", None) or {}
     start = regime.get("from_width")
     if start is None:
-        return "none" if regime else "–"
+        if not regime:
+            return "–"
+        return "none" if regime.get("drift_shown", True) else "not shown"
     axis = regime.get("axis") or "width"
     narrow = regime.get("too_narrow") or []
     extra = f" ({', '.join(str(w) for w in narrow)} too narrow)" if narrow else ""

@@ -31,11 +31,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from umup_sweep.analysis._compare import COMPARE_FILE, Comparison
 from umup_sweep.analysis._plots import transfer_figure
+from umup_sweep.analysis._points import json_ready
 from umup_sweep.analysis._precision import PrecisionReport, compare_precisions
 from umup_sweep.analysis._report import report_markdown
 from umup_sweep.analysis._report_hp import cost_text, holds_from
@@ -72,7 +72,7 @@ class TransferReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN written as null; no `search` key unless the run had one)."""
-        out = _clean(asdict(self))
+        out = json_ready(asdict(self))
         if out.get("search") is None:
             out.pop("search", None)
         return out
@@ -112,19 +112,6 @@ class TransferReport:
 
 def _fmt(v: float | None, digits: int = 2) -> str:
     return "-" if v is None or not math.isfinite(v) else f"{v:.{digits}f}"
-
-
-def _clean(obj: Any) -> Any:
-    """Replace NaN/inf with None and tuples with lists, recursively (for JSON)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return _clean(obj.item())
-    return obj
 
 
 def analyze_run(

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from umup_sweep.analysis._points import json_ready
 from umup_sweep.analysis._run import DEFAULT_PRECISION, RunData, load_run, precision_rank
 from umup_sweep.analysis._search import search_record
 from umup_sweep.errors import UserError
@@ -111,17 +112,7 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (NaN and inf written as null)."""
-        return _clean(asdict(self))
-
-
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    return obj
+        return json_ready(asdict(self))
 
 
 # -- loading -----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -123,3 +124,22 @@ def half_range(values: np.ndarray) -> np.ndarray:
     """
     lo, hi = np.percentile(np.asarray(values), [15.87, 84.13], axis=0)
     return (hi - lo) / 2
+
+
+def json_ready(obj: Any) -> Any:
+    """Replace NaN/inf with None, tuples with lists and numpy scalars with Python ones,
+    recursively (for JSON).
+
+    Example:
+        >>> json_ready({"a": (1.0, float("nan")), 2: np.float64(0.5)})
+        {'a': [1.0, None], '2': 0.5}
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return json_ready(obj.item())
+    return obj

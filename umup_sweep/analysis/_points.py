@@ -131,8 +131,8 @@ def json_ready(obj: Any) -> Any:
     recursively (for JSON).
 
     Example:
-        >>> json_ready({"a": (1.0, float("nan")), 2: np.float64(0.5)})
-        {'a': [1.0, None], '2': 0.5}
+        >>> json_ready({"a": (1.0, float("nan")), 2: np.int64(3)})
+        {'a': [1.0, None], '2': 3}
     """
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None

@@ -2,7 +2,7 @@
 0.5% of the best loss a full grid finds, on the same proxy and the same 2-HP space
 (lr × residual_mult), and how good is the configuration each one recommends?
 
-The space (6×6 log2 grid by default: lr 2^-3..2^2, residual_mult 2^-4..2^1) should hold the
+The space (6×6 log2 grid by default: lr 2^-2..2^3, residual_mult 2^-4..2^1) should hold the
 optimum inside it; the script says, per searcher seed, whether the grid's best sits on an edge.
 
 Searcher seed i (0..--seeds-1): every method trains at training seed i·--seed-stride (default
@@ -73,6 +73,7 @@ class Setup:
     holdout: int
     methods: tuple[str, ...]
     fingerprint: str = ""
+    confirm_seeds: int = 2  # the independent search's fresh seeds per confirmation round
 
     def train_seed(self, i: int) -> int:
         return i * self.stride
@@ -96,6 +97,8 @@ def make_sweep(setup: Setup, strategy: str, seed: int, sampler_seed: int = 0) ->
         "train": {"steps": setup.steps, "batch_size": 16},
         "execution": {"executor": "serial"},
     }
+    if strategy == "independent":
+        d["strategy_options"] = {"confirm_seeds": setup.confirm_seeds}
     if strategy in ("random", "tpe"):
         d["budget"] = _grid_size(setup)
         d["strategy_options"] = {"sampler_seed": sampler_seed}
@@ -378,11 +381,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed-stride", type=int, default=10, help="training seed = i * this")
     p.add_argument("--holdout-seeds", type=int, default=2, help="held-out seeds per pick (0: off)")
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated; needs grid")
+    p.add_argument("--confirm-seeds", type=int, default=2, help="independent: fresh seeds/round")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--cache", type=Path, default=HERE / "results" / "search_cache.json")
     p.add_argument("--max-new-trials", type=int, default=None, help="stop before training more")
     p.add_argument("--synthetic-only", action="store_true")
-    p.add_argument("--lr-log2", type=int, nargs=2, default=(-3, 2), metavar=("LO", "HI"))
+    p.add_argument("--lr-log2", type=int, nargs=2, default=(-2, 3), metavar=("LO", "HI"))
     p.add_argument("--rm-log2", type=int, nargs=2, default=(-4, 1), metavar=("LO", "HI"))
     args = p.parse_args(argv)
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
@@ -391,7 +395,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error(f"--methods: expected a comma-separated subset of {', '.join(METHODS)} with grid")
     if args.seeds < 1 or args.synthetic_seeds < 1 or args.holdout_seeds < 0:
         p.error("--seeds and --synthetic-seeds must be >= 1, --holdout-seeds >= 0")
-    min_stride = 1 + 2 * 2  # the independent search's two rounds of 2 fresh seeds
+    if args.confirm_seeds < 1:
+        p.error("--confirm-seeds: expected >= 1")
+    min_stride = 1 + 2 * args.confirm_seeds  # the independent search's two rounds of fresh seeds
     if args.seed_stride < min_stride:
         p.error(f"--seed-stride: expected >= {min_stride} so searcher seeds share no trials")
     if args.seed_stride * (max(args.seeds, args.synthetic_seeds) - 1) + min_stride > HOLDOUT_BASE:
@@ -453,6 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         holdout=args.holdout_seeds,
         methods=args.methods,
         fingerprint="synthetic",
+        confirm_seeds=args.confirm_seeds,
     )
     per_seed = benchmark(setup, synthetic_eval, args.synthetic_seeds)
     report(f"synthetic, {_plural(args.synthetic_seeds, 'searcher seed')}", per_seed, setup)

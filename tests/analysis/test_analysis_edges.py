@@ -77,6 +77,7 @@ def test_new_fields_are_plain_json():
             "from_width",
             "too_narrow",
             "drift",
+            "drift_shown",
             "sentence",
         }
         assert isinstance(data["edges"], list)

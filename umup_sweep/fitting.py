@@ -148,12 +148,14 @@ class LinePoints:
         hi = self.grid[min(len(self.grid) - 1, i + window)]
         return i, (self.x >= lo - 1e-12) & (self.x <= hi + 1e-12)
 
-    def seed_scatter(self) -> tuple[float, int]:
+    def seed_scatter(self, mask: np.ndarray | None = None) -> tuple[float, int]:
         """Sum of squared deviations from each grid point's seed mean, and its degrees of
-        freedom (0 without repeated seeds): the raw pieces of a pooled seed-noise estimate."""
-        means = self.means(self.y)
-        counts = np.bincount(self.gidx, minlength=len(self.grid))
-        ss = float(((self.y - means[self.gidx]) ** 2).sum())
+        freedom (0 without repeated seeds): the raw pieces of a pooled seed-noise estimate.
+        With ``mask``, only those trials count (whole grid points, such as a fit window)."""
+        gidx, y = (self.gidx, self.y) if mask is None else (self.gidx[mask], self.y[mask])
+        counts = np.bincount(gidx, minlength=len(self.grid))
+        means = np.bincount(gidx, weights=y, minlength=len(self.grid)) / np.maximum(counts, 1)
+        ss = float(((y - means[gidx]) ** 2).sum())
         return ss, int((counts - 1).clip(min=0).sum())
 
 

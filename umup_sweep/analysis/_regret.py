@@ -172,14 +172,8 @@ def pooled_seed_sd(pts: LinePoints, mask: np.ndarray) -> float | None:
         >>> round(pooled_seed_sd(pts, np.ones(5, dtype=bool)), 6)  # sqrt((2 + 2) / 2)
         1.414214
     """
-    gidx, y = pts.gidx[mask], pts.y[mask]
-    counts = np.bincount(gidx, minlength=len(pts.grid))
-    means = np.bincount(gidx, weights=y, minlength=len(pts.grid)) / np.maximum(counts, 1)
-    keep = counts[gidx] >= 2
-    dof = int((counts[counts >= 2] - 1).sum())
-    if dof == 0:
-        return None
-    return math.sqrt(float(((y[keep] - means[gidx[keep]]) ** 2).sum()) / dof)
+    ss, dof = pts.seed_scatter(mask)
+    return math.sqrt(ss / dof) if dof else None
 
 
 def judge(ci: list[float] | None, seed_sd: float | None) -> str:

@@ -17,6 +17,14 @@ Example:
 from umup_sweep.config._identity import sweep_hash, sweep_to_dict
 from umup_sweep.config._options import OptionContext
 from umup_sweep.config._proxy import load_proxy_family
+from umup_sweep.config._secrets import (
+    MissingVariable,
+    connect_url,
+    only_references,
+    password_left_out,
+    printable_url,
+    scrub,
+)
 from umup_sweep.config._sections import precision_names
 from umup_sweep.config._spec import (
     AnalysisSpec,
@@ -32,6 +40,12 @@ from umup_sweep.config._validate import build_section
 from umup_sweep.config._yaml import parse_overrides, read_yaml
 
 __all__ = [
+    "MissingVariable",
+    "connect_url",
+    "only_references",
+    "password_left_out",
+    "printable_url",
+    "scrub",
     "TRIAL_YAML_KEYS",
     "AnalysisSpec",
     "ExecutionSpec",

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from umup_sweep.config._secrets import only_references, printable_url
+from umup_sweep.config import only_references, printable_url
 from umup_sweep.errors import StoreError
 from umup_sweep.store._layout import LOCK_FILE
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import optuna
 
-from umup_sweep.config._secrets import MissingVariable, connect_url, password_left_out, scrub
+from umup_sweep.config import MissingVariable, connect_url, password_left_out, scrub
 from umup_sweep.errors import StoreError
 from umup_sweep.store._layout import STUDY_FILE
 from umup_sweep.store._lock import StudyLock, storage_label

@@ -9,8 +9,7 @@ from typing import Any
 
 import yaml
 
-from umup_sweep.config import SweepSpec, load_sweep, sweep_to_dict
-from umup_sweep.config._secrets import printable_url
+from umup_sweep.config import SweepSpec, load_sweep, printable_url, sweep_to_dict
 from umup_sweep.errors import ConfigError, StoreError, UnsetVariableError
 from umup_sweep.store._files import atomic_write_text
 from umup_sweep.store._layout import SWEEP_FILE

@@ -259,12 +259,15 @@ def write_report(
 
 
 def finalize_run(
-    run_dir: str | Path, tolerance: float | None = None, compare: Comparison | None = None
+    run_dir: str | Path | RunData,
+    tolerance: float | None = None,
+    compare: Comparison | None = None,
 ) -> TransferReport:
     """Everything a finished run gets: `transfer.json`, `plots/`, `report.md` (and, with
     ``compare``, `compare.json` and the report's "Compared with" section).
 
-    Meant for the end of `umup-sweep run` and for `umup-sweep report`.
+    Meant for the end of `umup-sweep run` and for `umup-sweep report` (``run_dir`` may be an
+    already loaded `RunData`, so a caller that also compares the run reads it once).
 
     Example:
         >>> finalize_run("runs/lr_width").results["lr"]["umup"].verdict  # doctest: +SKIP

@@ -118,8 +118,8 @@ class Comparison:
 # -- loading -----------------------------------------------------------------------------
 
 
-def load_comparison(run_dir: str | Path, other_dir: str | Path) -> Comparison:
-    """Load both runs and compare them (`compare_runs`).
+def load_comparison(run_dir: str | Path | RunData, other_dir: str | Path) -> Comparison:
+    """Load both runs (``run_dir`` may be loaded already) and compare them (`compare_runs`).
 
     Raises:
         UserError: ``other_dir`` is not a run directory or has no trials; the runs measure
@@ -131,7 +131,7 @@ def load_comparison(run_dir: str | Path, other_dir: str | Path) -> Comparison:
             f"--compare: {other_path} is not a run directory (expected runs/<name>/ holding "
             f"{SWEEP_FILE}, as `umup-sweep run` writes it)"
         )
-    this = load_run(run_dir)
+    this = run_dir if isinstance(run_dir, RunData) else load_run(run_dir)
     try:
         other = load_run(other_path)
     except UserError as err:

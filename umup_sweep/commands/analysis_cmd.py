@@ -260,11 +260,12 @@ def report(
     directory can be moved or shared as a whole; open report.md in any Markdown viewer.
     Prints where the report is (and, with --compare, the comparison table).
     """
-    from umup_sweep.analysis import COMPARE_FILE, finalize_run, load_comparison
+    from umup_sweep.analysis import COMPARE_FILE, finalize_run, load_comparison, load_run
     from umup_sweep.store import REPORT_FILE
 
-    comparison = load_comparison(run, compare) if compare is not None else None
-    rep = finalize_run(run, tolerance, comparison)
+    data = load_run(run)  # read once for the comparison and the report
+    comparison = load_comparison(data, compare) if compare is not None else None
+    rep = finalize_run(data, tolerance, comparison)
     if verbose:
         _print_verdicts(rep)
     if comparison is not None:

@@ -76,6 +76,24 @@ def main() -> None:
     null = sum(any(h in x["final_changes"] for h in null_hps) for x in s)
     rate("a no-effect HP in the final config", null, n)
 
+    both_of = lambda s: sum(  # noqa: E731
+        x["final_changes"].get("residual_mult") == 0.5
+        and x["final_changes"].get("loss_softmax_mult") == 2.0
+        for x in s
+    )
+    for widths in ((32,), (32, 64)):
+        for options in ({}, {"confirm_seeds": 2}):
+            label = "confirm_seeds auto (4)" if not options else "confirm_seeds 2"
+            print(f"power, 1 seed, noise_sd auto, {len(widths)} width(s), {label}:")
+            s = sim.run_many(sim.sweep(widths=widths, seeds=(0,), **options), effects)
+            rate("both real effects in the final config", both_of(s), n)
+            rate(
+                "a no-effect HP in the final config",
+                sum(any(h in x["final_changes"] for h in null_hps) for x in s),
+                n,
+            )
+            print(f"  trials per search: {statistics.fmean(x['n_trials'] for x in s):.1f}")
+
     s = sim.run_many(sim.sweep(), {}, antagonist_truth)
     print("antagonist: each change +3 sigma alone, -6 sigma together:")
     worse = 0

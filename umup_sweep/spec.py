@@ -33,6 +33,10 @@ MODEL_HPS = (
 OPTIMIZER_HPS = ("lr", "weight_decay")
 HP_NAMES = ("lr",) + MODEL_HPS + ("weight_decay",)
 HP_DEFAULTS: dict[str, float] = {name: 1.0 for name in ("lr",) + MODEL_HPS} | {"weight_decay": 0.0}
+# The RoPE base when `ModelSpec.rope_theta` is None (RoFormer's and Llama's 10000).
+DEFAULT_ROPE_THETA = 10000.0
+# ModelSpec fields added after runs existed: part of `trial_key` only when not None.
+_KEYED_WHEN_SET = ("n_kv_heads", "ffn_hidden_size", "rope_theta")
 
 
 @dataclass(frozen=True)
@@ -44,10 +48,19 @@ class ModelSpec:
     query heads (None: one per query head, plain multi-head attention). The five u-μP
     multipliers default to 1.0 and are ignored by the `sp` parametrization.
 
+    The FFN's hidden size is `ffn_ratio` × width rounded up to a multiple of 8, or exactly
+    `ffn_hidden_size` when that is set (a target model's real size, e.g. Llama-2's 11008).
+    `rope_theta` is the RoPE base (None: `DEFAULT_ROPE_THETA`, 10000; a value equal to it is
+    stored as None, so the same model has one spec and one trial key).
+
     Example:
         >>> spec = ModelSpec(width=256, head_dim=32, n_kv_heads=2)
         >>> spec.n_heads, spec.kv_heads
         (8, 2)
+        >>> ModelSpec(width=4096, head_dim=128, ffn_hidden_size=11008).ffn_hidden
+        11008
+        >>> ModelSpec(rope_theta=10000.0) == ModelSpec(), ModelSpec(rope_theta=5e5).rope_base
+        (True, 500000.0)
     """
 
     width: int = 64
@@ -66,8 +79,10 @@ class ModelSpec:
     attn_softmax_mult: float = 1.0
     ffn_act_mult: float = 1.0
     loss_softmax_mult: float = 1.0
-    # Left out of `trial_key` while None, so the specs from before it keep their keys.
+    # Left out of `trial_key` while None, so the specs from before them keep their keys.
     n_kv_heads: int | None = None
+    ffn_hidden_size: int | None = None
+    rope_theta: float | None = None
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.depth <= 0:
@@ -90,6 +105,18 @@ class ModelSpec:
         for name in MODEL_HPS:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.ffn_hidden_size is not None and self.ffn_hidden_size < 1:
+            raise ValueError(f"ffn_hidden_size must be >= 1, got {self.ffn_hidden_size}")
+        if self.rope_theta is not None:
+            if not self.rope_theta > 0:
+                raise ValueError(f"rope_theta must be > 0, got {self.rope_theta}")
+            if self.rope_theta == DEFAULT_ROPE_THETA:
+                object.__setattr__(self, "rope_theta", None)
+
+    @property
+    def rope_base(self) -> float:
+        """The RoPE base the model uses: `rope_theta`, or `DEFAULT_ROPE_THETA` when None."""
+        return DEFAULT_ROPE_THETA if self.rope_theta is None else float(self.rope_theta)
 
     @property
     def kv_heads(self) -> int:
@@ -98,22 +125,51 @@ class ModelSpec:
 
     @property
     def ffn_hidden(self) -> int:
-        """Hidden size of the feed-forward block (rounded to a multiple of 8)."""
+        """Hidden size of the feed-forward block: `ffn_hidden_size` when set, else
+        width × `ffn_ratio` rounded up to a multiple of 8."""
+        if self.ffn_hidden_size is not None:
+            return self.ffn_hidden_size
         hidden = int(self.width * self.ffn_ratio)
         return max(8, (hidden + 7) // 8 * 8)
 
 
+# The smallest `DataSpec.train_bpe`: the 256 byte tokens plus one merge.
+MIN_BPE_VOCAB = 257
+# DataSpec fields added after runs existed: part of `trial_key` only when not None.
+_DATA_KEYED_WHEN_SET = ("tokenizer", "train_bpe")
+
+
 @dataclass(frozen=True)
 class DataSpec:
-    """Where the tokens come from.
+    """Where the tokens come from, and how text becomes tokens.
 
-    `source` is `"stdlib"` (the Python standard library's own source, byte-level, no download),
-    a text file, a folder or glob of text files, or a `.bin`/`.npy` uint16 token file.
+    `source` is `"stdlib"` (the Python standard library's own source, no download), a text
+    file, a folder or glob of text files, or a `.bin`/`.npy` uint16/uint32 token file. Text is
+    byte-level (vocab 256) unless `tokenizer` names a Hugging Face `tokenizer.json` to encode
+    it with, or `train_bpe` asks for a byte-level BPE of that vocabulary trained on the corpus
+    itself (offline, deterministic, cached); at most one of the two. The model's vocab_size
+    must then equal the tokenizer's vocabulary, or (with `allow_vocab_mismatch`) exceed it.
+
+    Example:
+        >>> DataSpec(train_bpe=8192).train_bpe, DataSpec().tokenizer
+        (8192, None)
     """
 
     source: str = "stdlib"
     val_fraction: float = 0.05
-    vocab_size: int | None = None  # for token files; text is byte-level (256)
+    vocab_size: int | None = None  # for token files; text: 256 bytes, or the tokenizer's
+    # Left out of `trial_key` while None, so the specs from before them keep their keys.
+    tokenizer: str | None = None  # path of a tokenizer.json
+    train_bpe: int | None = None  # vocabulary of a byte-level BPE trained on the corpus
+    allow_vocab_mismatch: bool = False  # a permission, not part of any trial key
+
+    def __post_init__(self) -> None:
+        if self.tokenizer is not None and self.train_bpe is not None:
+            raise ValueError("give a tokenizer or train_bpe, not both")
+        if self.train_bpe is not None and not MIN_BPE_VOCAB <= self.train_bpe < 2**32:
+            raise ValueError(
+                f"train_bpe must be >= {MIN_BPE_VOCAB} (256 bytes + 1 merge), got {self.train_bpe}"
+            )
 
 
 @dataclass(frozen=True)
@@ -135,7 +191,7 @@ class TrainSpec:
     final_window: int = 20  # final_train_loss = mean of the last `final_window` steps
     eval_batches: int = 8
     eval_every: int = 0  # 0: evaluate only at the end
-    diverge_loss: float = 10.0  # loss above this (or NaN/inf) marks the trial diverged
+    diverge_loss: float = 10.0  # loss above this (or NaN/inf; at least ln(vocab)+2) diverges
     threads: int = 1
     device: str = "cpu"  # cpu | cuda | cuda:N | auto (resolved before the trial starts)
     precision: Literal["fp32", "bf16", "fp8_sim"] = "fp32"
@@ -172,16 +228,24 @@ class TrialSpec:
         """Hash of everything that determines the result (not the labels); computed once per
         spec (the spec is frozen).
 
-        `model.n_kv_heads` enters the hash only when set: None (multi-head attention) hashes
-        as the specs from before the field existed did, so their runs still resume.
+        `model.n_kv_heads`, `model.ffn_hidden_size` and `model.rope_theta` enter the hash only
+        when set: None hashes as the specs from before those fields existed did, so their runs
+        still resume. So do `data.tokenizer` and `data.train_bpe` (the tokenizer's content
+        enters through `data_fingerprint`); `data.allow_vocab_mismatch` never does.
         """
         model = _plain(self.model)
-        if model["n_kv_heads"] is None:
-            del model["n_kv_heads"]
+        for name in _KEYED_WHEN_SET:
+            if model[name] is None:
+                del model[name]
+        data = _plain(self.data)
+        del data["allow_vocab_mismatch"]  # a permission: it changes no result
+        for name in _DATA_KEYED_WHEN_SET:
+            if data[name] is None:
+                del data[name]
         payload = {
             "model": model,
             "train": {k: v for k, v in _plain(self.train).items() if k != "threads"},
-            "data": _plain(self.data),
+            "data": data,
             "data_fingerprint": self.data_fingerprint,
             "seed": self.seed,
         }

@@ -20,7 +20,7 @@ from typing import cast
 import torch
 from torch import Tensor
 
-from umup_sweep.data import Corpus, load_corpus
+from umup_sweep.data import Corpus, check_vocab, load_corpus
 from umup_sweep.device import resolve_device
 from umup_sweep.memory import peak_rss_mb
 from umup_sweep.models import ProxyModel, build_model, count_params, make_optimizer
@@ -210,13 +210,7 @@ def _trial_corpus(spec: TrialSpec) -> Corpus:
     """The trial's corpus, checked against the model's sequence length and vocabulary."""
     corpus = load_corpus(spec.data)
     corpus.require(spec.model.seq_len)
-    if corpus.vocab_size > spec.model.vocab_size:
-        from umup_sweep.errors import DataError
-
-        raise DataError(
-            f"corpus {corpus.name} has vocab {corpus.vocab_size} but the model's vocab_size is "
-            f"{spec.model.vocab_size}"
-        )
+    check_vocab(corpus, spec.data, spec.model.vocab_size)
     return corpus
 
 

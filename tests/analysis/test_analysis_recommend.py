@@ -23,14 +23,21 @@ BASE = {"width": 64, "depth": 2, "head_dim": 16, "seq_len": 32}
 def test_transferring_lr_is_carried_and_groups_match_the_optimizer(run_factory):
     run = run_factory(make_trials(widths=(64, 128), noise=0.003, c0=-1.0), base=BASE)
     rec = recommend(run, width=256, depth=4)
-    # one swept HP: the widest proxy's sub-grid (parabola) optimum, carried as is
+    # one swept HP: the joint fit's prediction at the target (its centre at width 64 plus
+    # the width drift over log2(256/64) = 2 doublings; depth was not swept)
     lr = rec.hyperparameters["lr"]
     ev = rec.evidence["hps"]["lr"]
-    assert ev["grid_value"] == 0.5
-    assert lr == pytest.approx(2.0 ** ev["optima_log2"][-1], rel=1e-12)
+    assert ev["grid_value"] == 0.5 and ev["fit_reference"] == {"width": 64, "depth": 2}
+    slope = ev["drift"]["width"]["slope"]
+    assert lr == pytest.approx(2.0 ** (ev["fit_centre_log2"] + 2 * slope), rel=1e-12)
     assert lr == pytest.approx(0.5, rel=0.05)
-    assert rec.evidence["hps"]["lr"]["verdict"] == "transfers"
-    assert rec.evidence["hps"]["lr"]["extrapolated"] is False
+    assert ev["verdict"] == "transfers"
+    # the interval: the source proxy's error ⊕ the drift's error times one doubling (128→256)
+    ci = ev["interval"]
+    assert ci["doublings"] == {"width": 1.0}
+    se = math.hypot(ci["source_se_log2"], ev["drift"]["width"]["se"])
+    assert ci["log2_se"] == pytest.approx(se, rel=1e-12)
+    assert ci["ci95"] == pytest.approx([lr * 2 ** (-2 * se), lr * 2 ** (2 * se)], rel=1e-12)
     assert rec.target["width"] == 256 and rec.target["depth"] == 4
     assert rec.target["head_dim"] == 16 and rec.target["n_heads"] == 16
     # oracle: a real target model and the project's optimizer, param by param
@@ -94,12 +101,15 @@ def test_drifting_sp_lr_is_extrapolated_with_loud_warning(run_factory):
     ev = rec.evidence["hps"]["lr"]
     slope = ev["drift"]["width"]["slope"]
     assert slope == pytest.approx(-1.0, abs=0.05)
-    # from the widest proxy's fitted best (≈2^-6 at 256) along the fitted drift, 3 doublings
+    # the joint fit's line at the target: its centre at 64 plus 5 doublings of drift; the
+    # widest proxy's own best (≈2^-6 at 256) sits on the same line
     assert ev["grid_value"] == 2.0**-6
     assert ev["optima_log2"][-1] == pytest.approx(-6.0, abs=0.1)
-    expected = 2.0 ** ev["optima_log2"][-1] * 2.0 ** (3 * slope)
+    expected = 2.0 ** (ev["fit_centre_log2"] + 5 * slope)
     assert rec.hyperparameters["lr"] == pytest.approx(expected, rel=1e-9)
+    assert rec.hyperparameters["lr"] == pytest.approx(2.0**-9, rel=0.1)
     assert ev["extrapolated"] is True and ev["shift_log2"] == pytest.approx(3 * slope)
+    assert ev["interval"]["doublings"] == {"width": 3.0}
     assert any("does NOT transfer" in w for w in rec.warnings)
 
 
@@ -136,14 +146,35 @@ def test_bad_target_is_a_user_error(run_factory):
         recommend(run, width=0, depth=2)
 
 
-def test_inconclusive_drift_near_zero_is_carried_with_warning(run_factory):
+def test_inconclusive_drift_is_followed_with_a_wide_interval_and_advice(run_factory):
     t = make_trials(widths=(64, 128), noise=0.4, drift=0.0, rng_seed=3)
     rec = recommend(run_factory(t, base=BASE), width=1024, depth=2)
     ev = rec.evidence["hps"]["lr"]
     assert ev["verdict"] == "inconclusive"
-    assert ev["extrapolated"] is False
-    assert rec.hyperparameters["lr"] == ev["proxy_value"]
-    assert any("not distinguishable from zero" in w for w in rec.warnings)
+    ci = ev["interval"]
+    assert ci["doublings"] == {"width": 3.0}
+    assert rec.hyperparameters["lr"] == pytest.approx(
+        ev["proxy_value"] * 2.0 ** (3 * ev["drift"]["width"]["slope"]), rel=1e-12
+    )
+    assert ci["ci95"][0] < rec.hyperparameters["lr"] < ci["ci95"][1]
+    assert any("the interval carries the doubt" in w for w in rec.warnings)
+    # three doublings of a noisy drift: wider than a factor 4, with the cheapest fix named
+    assert ci["factor"] > 4
+    assert any("spans a factor" in w and "add width 256" in w for w in rec.warnings)
+
+
+def test_interval_widens_with_the_doublings_to_the_target(run_factory):
+    run = run_factory(make_trials(widths=(64, 128), noise=0.01, rng_seed=5), base=BASE)
+    cis = [
+        recommend(run, width=w, depth=2).evidence["hps"]["lr"]["interval"]
+        for w in (128, 512, 2048, 8192)
+    ]
+    ses = [c["log2_se"] for c in cis]
+    assert ses == sorted(ses) and ses[-1] > ses[0]
+    # se² grows as (n · se_drift)², n = 0, 2, 4, 6 doublings from the widest proxy
+    src, d = cis[0]["source_se_log2"], cis[1]["drift"]["width"]["se"]
+    for n, c in zip((0, 2, 4, 6), cis, strict=True):
+        assert c["log2_se"] ** 2 == pytest.approx(src**2 + (n * d) ** 2, rel=1e-9)
 
 
 def test_optimum_at_grid_edge_warns(run_factory):
@@ -165,10 +196,11 @@ def test_widths_below_the_regime_are_left_out_of_the_line(run_factory):
     reg = ev["regime"]
     assert reg["used"] is True and reg["from_width"] == 128 and reg["too_narrow"] == [64]
     assert reg["drift"]["verdict"] == "transfers" and abs(reg["drift"]["slope"]) < 0.05
-    # carried as is from the widest proxy (256, inside the regime), not moved by +0.6
-    assert ev["extrapolated"] is False and "shift_log2" not in ev
-    assert rec.hyperparameters["lr"] == pytest.approx(2.0 ** ev["optima_log2"][-1], rel=1e-12)
-    assert rec.hyperparameters["lr"] == pytest.approx(2.0**-1.04, rel=0.05)
+    # from the widest proxy (256, inside the regime) along the regime's slope, not +0.6
+    assert ev["proxy_value"] == pytest.approx(2.0 ** ev["optima_log2"][-1], rel=1e-12)
+    assert ev["shift_log2"] == pytest.approx(2 * reg["drift"]["slope"], rel=1e-9)
+    assert ev["interval"]["drift"]["width"]["slope"] == reg["drift"]["slope"]
+    assert rec.hyperparameters["lr"] == pytest.approx(2.0**-1.04, rel=0.1)
     assert any("(left out: width 64)" in w for w in rec.warnings)
     written = yaml.safe_load((run / "recommended.yaml").read_text())
     assert written["evidence"]["hps"]["lr"]["regime"] == reg

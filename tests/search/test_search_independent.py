@@ -81,10 +81,11 @@ def test_finds_the_known_optimum() -> None:
     ranks = [next(i for i, s in enumerate(order) if st.startswith(s)) for st in results.stage]
     ranks = [2 if r == 1 else r for r in ranks]  # 2-confirm is part of stage 2
     assert ranks == sorted(ranks)
-    # fresh seeds: 2-confirm on seeds 1, 2 (baseline + 3 changes), confirm on 3, 4 (2 configs)
-    assert sorted(results[results.stage == "2-confirm"].seed) == [1, 1, 1, 1, 2, 2, 2, 2]
-    assert sorted(results[results.stage == "confirm"].seed) == [3, 3, 4, 4]
-    assert summary["confirm_seeds"] == [3, 4]
+    # fresh seeds (one sweep seed, so 4 per confirmation): 2-confirm on seeds 1-4 (baseline +
+    # 3 changes), confirm on 5-8 (2 configs)
+    assert sorted(results[results.stage == "2-confirm"].seed) == sorted([1, 2, 3, 4] * 4)
+    assert sorted(results[results.stage == "confirm"].seed) == sorted([5, 6, 7, 8] * 2)
+    assert summary["confirm_seeds"] == [5, 6, 7, 8]
 
 
 def test_resume_gives_the_same_search() -> None:
@@ -121,6 +122,17 @@ def test_auto_noise_is_the_spread_of_paired_differences() -> None:
     assert summary["noise"]["sd"] == pytest.approx(noise * math.sqrt(2), rel=0.25)
     assert summary["noise"]["dof"] >= 40
     assert summary["complete"] and summary["confirm_seeds"] == [5, 6]
+
+
+def test_confirm_seeds_auto_leaves_the_noise_three_degrees_of_freedom() -> None:
+    # one sweep seed, noise estimated: the confirmations alone estimate it, with
+    # (configs - 1)(seeds - 1) dof; one screened HP and 4 seeds leave 3
+    assert make_sweep().strategy_options["confirm_seeds"] == 4
+    assert make_sweep(seeds=(0, 1)).strategy_options["confirm_seeds"] == 2
+    assert make_sweep(noise_sd=0.01).strategy_options["confirm_seeds"] == 2
+    assert make_sweep(confirm_seeds=3).strategy_options["confirm_seeds"] == 3
+    with pytest.raises(ConfigError, match=r"strategy_options\.confirm_seeds: expected"):
+        make_sweep(confirm_seeds="many")
 
 
 def test_auto_noise_needs_two_seeds_somewhere() -> None:

@@ -97,6 +97,24 @@ def test_two_real_effects_of_3_sigma_are_both_adopted_in_90_percent() -> None:
     assert null / N_SEARCHES <= 0.05, null
 
 
+def test_one_seed_with_estimated_noise_keeps_both_bounds() -> None:
+    # one sweep seed and noise_sd auto: the noise comes from the confirmation runs alone, so
+    # confirm_seeds defaults to 4 there (2 would leave one screened HP one degree of freedom)
+    effects = {"residual_mult": (-1.0, 3 * SIGMA), "loss_softmax_mult": (1.0, 3 * SIGMA)}
+    spec = sweep(widths=(32, 64), seeds=(0,))
+    assert spec.strategy_options["confirm_seeds"] == 4
+    summaries = run_many(spec, effects)
+    both = sum(
+        s["final_changes"].get("residual_mult") == 0.5
+        and s["final_changes"].get("loss_softmax_mult") == 2.0
+        for s in summaries
+    )
+    assert both / N_SEARCHES >= 0.90, both
+    null = run_many(sweep(seeds=(0,)), effects={})
+    changed = sum(bool(s["final_changes"]) for s in null)
+    assert changed / N_SEARCHES <= 0.05, changed
+
+
 def test_a_final_config_worse_than_the_baseline_is_never_returned() -> None:
     # each change gains 3σ alone; together they lose 6σ against the baseline
     def truth(hps: Mapping[str, float]) -> float:

@@ -10,11 +10,10 @@ the regime.
 Example:
     >>> line = DriftLine("drifts", "drift -1.00 ± 0.01", {"width": (-1.0, (-1.02, -0.98))})
     >>> ev, warnings = {}, []
-    >>> along_line("lr", 0.5, line, {"width": 128, "depth": 2}, {"width": 512, "depth": 2},
-    ...            "umup", ev, warnings)
-    0.125
-    >>> ev
-    {'extrapolated': True, 'shift_log2': -2.0}
+    >>> ci = carry_to_target("lr", 0.5, 0.05, line, {"width": 128, "depth": 2},
+    ...                      {"width": 512, "depth": 2}, "umup", ev, warnings)
+    >>> ci.value, ev["shift_log2"], round(ci.log2_se, 4)
+    (0.125, -2.0, 0.0539)
 """
 
 from __future__ import annotations
@@ -22,6 +21,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from umup_sweep.analysis._interval import CarryInterval, carry_interval
+from umup_sweep.analysis._points import Z
 
 if TYPE_CHECKING:
     from umup_sweep.analysis._transfer import HPTransfer
@@ -73,39 +75,45 @@ def drift_line(hp: str, res: HPTransfer, ev: dict[str, Any], warnings: list[str]
     return line
 
 
-def along_line(
+def carry_to_target(
     hp: str,
     value: float,
+    source_se: float | None,
     line: DriftLine,
     src: dict[str, Any],
     target: dict[str, int],
     param: str,
     ev: dict[str, Any],
     warnings: list[str],
-) -> float:
-    """The proxy value moved along the drift line to the target (or carried as is when it
-    transfers, or when the drift is indistinguishable from zero); notes it in `ev`."""
-    shift = sum(s * math.log2(target[a] / src[a]) for a, (s, _) in line.drift.items())
-    if line.verdict == "transfers" and param != "sp":
-        ev["extrapolated"] = False
-        return value
-    nonzero = any(ci[0] > 0 or ci[1] < 0 for _, ci in line.drift.values())
-    if param != "sp" and not nonzero:
-        # Inconclusive and not distinguishable from zero: a noisy slope times many doublings
-        # would be a guess, so carry the value and say so.
-        ev["extrapolated"] = False
-        warnings.append(
-            f"{hp}: verdict '{line.verdict}' ({line.reason}); the drift is not distinguishable "
-            f"from zero, so {value:.4g} is carried as is (along the fit it would be "
-            f"{value * 2.0**shift:.4g}); add seeds or widths to decide"
-        )
-        return value
-    new = value * 2.0**shift
-    ev |= {"extrapolated": True, "shift_log2": shift}
-    loud = "SP: the optimal LR does NOT transfer across width. " if param == "sp" else ""
-    warnings.append(
-        f"{loud}{hp}: verdict '{line.verdict}' — extrapolated along the fitted drift by "
-        f"{shift:+.2f} log2 from {value:.4g} at {src['width']}x{src['depth']} to {new:.4g}; "
-        "confirm on a mid-size proxy"
+) -> CarryInterval:
+    """The proxy value moved along the drift line to the target, with its interval
+    (`_interval.carry_interval`); notes the move in `ev` and warns when the move is a
+    drift, an inconclusive one, or SP's, and when the interval is wider than a factor 4."""
+    drift = {a: (s, (ci[1] - ci[0]) / (2 * Z)) for a, (s, ci) in line.drift.items()}
+    ci = carry_interval(hp, value, source_se, drift, src, target)
+    shift = math.log2(ci.value / value)
+    ev |= {"extrapolated": shift != 0.0, "shift_log2": shift, "interval": ci.to_dict()}
+    at = f"{src['width']}x{src['depth']}"
+    move = (
+        f"{shift:+.2f} log2 from {value:.4g} at {at} to {ci.value:.4g} [{ci.lo:.3g}, {ci.hi:.3g}]"
     )
-    return new
+    if param == "sp":
+        warnings.append(
+            f"SP: the optimal LR does NOT transfer across width. {hp}: verdict "
+            f"'{line.verdict}' — moved along the fitted drift by {move}; confirm on a "
+            "mid-size proxy"
+        )
+    elif line.verdict == "drifts":
+        warnings.append(
+            f"{hp}: verdict 'drifts' — moved along the fitted drift by {move}; confirm on a "
+            "mid-size proxy"
+        )
+    elif line.verdict != "transfers" and ci.doublings:
+        warnings.append(
+            f"{hp}: verdict '{line.verdict}' ({line.reason}); moved along the fitted drift by "
+            f"{move}: the interval carries the doubt; add seeds or widths to decide"
+        )
+    advice = ci.advice()
+    if advice:
+        warnings.append(advice)
+    return ci

@@ -168,10 +168,11 @@ def coord_check(
     """
     widths = sorted(widths or list(family.widths))
     lrs = DEFAULT_LR | (lr or {})
-    base = dataclasses.replace(family.base, depth=family.depths[0])
+    specs = [family.spec(w, family.depths[0]) for w in widths]  # the family's heads rule
+    base = specs[0]
     batches = _batches(data, steps + 1, batch_size, base.seq_len, base.vocab_size, seed)
     rms = {
-        param: _rms_across_widths(base, param, widths, batches, steps, lrs[param], seed)
+        param: _rms_across_widths(specs, param, batches, steps, lrs[param], seed)
         for param in parametrizations
     }
     slopes = {
@@ -197,9 +198,8 @@ def coord_check(
 
 
 def _rms_across_widths(
-    base: ModelSpec,
+    specs: list[ModelSpec],
     param: str,
-    widths: list[int],
     batches: list[tuple[Any, Any]],
     steps: int,
     lr: float,
@@ -208,13 +208,8 @@ def _rms_across_widths(
     """`measure` at every width: ``[phase][kind][layer]`` -> RMS per width (NaN where a
     layer is missing at some width)."""
     per_width = []
-    for w in widths:
-        spec = dataclasses.replace(
-            base,
-            width=w,
-            n_heads=None,
-            parametrization=param,  # type: ignore[arg-type]
-        )
+    for width_spec in specs:
+        spec = dataclasses.replace(width_spec, parametrization=param)  # type: ignore[arg-type]
         per_width.append(measure(spec, batches, steps, lr, seed))
     return {
         phase: {

@@ -1,38 +1,46 @@
 """Recommend the target model's hyperparameters from a finished sweep (`recommended.yaml`).
 
-The HP values are the sweep's best config at its largest proxy (configs run with the most seeds
-first — for independent sweeps that is the confirmed config); in a one-HP sweep the swept HP
-takes the parabola (sub-grid) optimum at that proxy instead of the grid point. A swept HP
-whose optimum `transfers` is carried over as is; otherwise it is extrapolated along the fitted
-drift line to the target width/depth, with a warning. When the optimum only transfers from
-some width on (the analysis's width regime), the narrower widths are left out of that line,
-also with a warning (`_carry.py`). The effective per-parameter-group
-learning rates come from the project's own optimizer applied to the target model built on the
-meta device, so they are exactly what training the target would use.
+The HP values start from the sweep's best config at its largest proxy (configs run with the
+most seeds first — for independent sweeps that is the confirmed config); in a one-HP sweep the
+swept HP starts from the joint fit's optimum at that proxy instead of the grid point, so its
+value at the target is the joint fit's prediction there. Every swept HP then moves along its
+fitted drift line to the target, with a ≈95% interval that adds the source proxy's error and
+the drift's error times the number of doublings (`_interval.py`, `_carry.py`); when the
+optimum only transfers from some width on (the analysis's width regime), the narrower widths
+are left out of that line, with a warning. The target model comes from `_target_model.py`
+(a target file, the sweep's `target:`, or `--width`/`--depth`); the effective per-parameter-
+group learning rates come from the project's own optimizer applied to it on the meta device,
+so they are exactly what training the target would use.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
 
 from umup_sweep.analysis._analyze import TransferReport, analyze_run
-from umup_sweep.analysis._carry import along_line, drift_line
+from umup_sweep.analysis._carry import carry_to_target, drift_line
 from umup_sweep.analysis._precision import PrecisionReport
 from umup_sweep.analysis._run import RunData, load_run, precision_rank
+from umup_sweep.analysis._target_model import (
+    plan_weight_decay,
+    resolve_target,
+    scope_warnings,
+)
 from umup_sweep.analysis._transfer import HPTransfer, result_key
 from umup_sweep.errors import UserError
 from umup_sweep.spec import HP_NAMES, MODEL_HPS, ModelSpec
 from umup_sweep.store import RECOMMENDED_FILE
 
-MAX_EXTRAPOLATION_DOUBLINGS = 4  # beyond this the drift line is a guess, not a measurement
+if TYPE_CHECKING:
+    from umup_sweep.config import TargetSpec
+
 TRAIN_KEYS_TO_CARRY = (
     "optimizer",
     "beta1",
@@ -55,8 +63,10 @@ class Recommendation:
     source: dict[str, Any]
     param_groups: list[dict[str, Any]]
     evidence: dict[str, Any]
+    intervals: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     paste: str = ""
+    exports: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict in the order a reader wants it."""
@@ -65,10 +75,12 @@ class Recommendation:
             "warnings": self.warnings,
             "target": self.target,
             "hyperparameters": self.hyperparameters,
+            "intervals": self.intervals,
             "source": self.source,
             "param_groups": self.param_groups,
             "evidence": self.evidence,
             "paste": self.paste,
+            "exports": self.exports,
         }
 
     def write(self, path: str | Path) -> Path:
@@ -84,7 +96,11 @@ class Recommendation:
 
 
 class _Dumper(yaml.SafeDumper):
-    """SafeDumper that writes multi-line strings as `|` blocks."""
+    """SafeDumper that writes multi-line strings as `|` blocks and never uses aliases (the
+    intervals also appear in the evidence: each is written out in full, for people)."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
 
 
 def _str_presenter(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
@@ -208,10 +224,14 @@ def _carry_value(
     param: str,
     use_fit: bool = False,
 ) -> tuple[float, dict[str, Any]]:
-    """The target's value of one HP and the evidence behind it (extrapolating when it drifts).
+    """The target's value of one HP and the evidence behind it, with its interval.
 
-    With `use_fit` (a one-HP sweep, where the analysed line *is* the best config's line) the
-    proxy value is the sub-grid parabola optimum at the source proxy, not the grid point.
+    The value starts at the source proxy and moves along the drift line (`_carry.py`). With
+    `use_fit` (a one-HP sweep, where the analysed line *is* the best config's line) it starts
+    at the joint fit's optimum there, so the value at the target is the joint fit's prediction
+    (or, when the width regime leaves narrow widths out, the source proxy's own parabola
+    optimum moved along the regime's drift); otherwise at the best config's value, a value
+    that was run. Its error is the source proxy's optimum error.
 
     Example:
         >>> _carry_value("lr", 0.5, None, {}, {}, [], "umup")
@@ -225,22 +245,35 @@ def _carry_value(
     src_opt = next(
         (p for p in res.per_proxy if (p.width, p.depth) == (src["width"], src["depth"])), None
     )
-    if src_opt is not None:
-        if use_fit and src_opt.fit_method == "parabola" and src_opt.fit_optimum_log2 is not None:
-            ev["grid_value"] = value
-            value = 2.0**src_opt.fit_optimum_log2
-            ev["proxy_value"] = value
-            ev["proxy_value_from"] = "parabola fit in log2 at the source proxy"
-        if src_opt.at_edge:
-            warnings.append(
-                f"{hp}: the best value at {src['width']}x{src['depth']} is at the edge of the "
-                "swept range; the true optimum may lie beyond it: extend the grid"
-            )
+    if src_opt is not None and src_opt.at_edge:
+        warnings.append(
+            f"{hp}: the best value at {src['width']}x{src['depth']} is at the edge of the "
+            "swept range; the true optimum may lie beyond it: extend the grid"
+        )
     if not res.drift:
         warnings.append(f"{hp}: transfer not tested ({res.reason}); using the proxy value as is")
         return value, ev
     line = drift_line(hp, res, ev, warnings)
-    return along_line(hp, value, line, src, target, param, ev, warnings), ev
+    se = None if src_opt is None else (src_opt.fit_optimum_se or src_opt.seed_spread)
+    if use_fit and src_opt is not None and src_opt.fit_method == "parabola":
+        anchor = (
+            src_opt.fit_optimum_log2
+            if ev.get("regime", {}).get("used")
+            else res.optimum_log2_at(src["width"], src["depth"])
+        )
+        if anchor is not None:
+            ev["grid_value"] = value
+            value = 2.0**anchor
+            ev["proxy_value"] = value
+            ev["proxy_value_from"] = (
+                "the source proxy's parabola fit in log2 (width regime)"
+                if ev.get("regime", {}).get("used")
+                else "the joint fit's optimum at the source proxy"
+            )
+    if se is None:
+        warnings.append(f"{hp}: no error for the optimum at the source proxy; interval too narrow")
+    ci = carry_to_target(hp, value, se, line, src, target, param, ev, warnings)
+    return ci.value, ev
 
 
 def _transfer_evidence(res: HPTransfer) -> dict[str, Any]:
@@ -249,6 +282,8 @@ def _transfer_evidence(res: HPTransfer) -> dict[str, Any]:
         "verdict": res.verdict,
         "reason": res.reason,
         "drift": {a: {"slope": d.slope, "se": d.se} for a, d in res.drift.items()},
+        "fit_centre_log2": res.centre_log2,
+        "fit_reference": dict(res.reference),
         "proxies": [f"{p.width}x{p.depth}" for p in res.per_proxy],
         "optima_log2": [p.fit_optimum_log2 for p in res.per_proxy],
         "tolerance": res.tolerance,
@@ -301,48 +336,55 @@ def _precision_evidence(
 
 def recommend(
     run_dir: str | Path | RunData,
-    width: int,
-    depth: int,
+    width: int | None = None,
+    depth: int | None = None,
     out: str | Path | None = None,
     tolerance: float | None = None,
     report: TransferReport | None = None,
+    target: TargetSpec | None = None,
 ) -> Recommendation:
-    """Recommend HPs and per-group LRs for a target model of ``width`` × ``depth``.
+    """Recommend HPs, their intervals and per-group LRs for the target model.
 
     Args:
         run_dir: the run directory (`runs/<name>/`).
-        width: target model width (d_model).
-        depth: target model depth (blocks).
+        width: target model width (d_model); with `target`, resizes it.
+        depth: target model depth (blocks); with `target`, resizes it.
         out: where to write the YAML; default `<run_dir>/recommended.yaml`; None writes there too.
         tolerance: transfer tolerance override (log2 per doubling).
         report: an existing transfer analysis of the run (else computed).
+        target: the target model and training plan (`umup_sweep.config.load_target`); default
+            the sweep's `target:` section, else the base proxy at `width` × `depth`.
 
     Example:
         >>> rec = recommend("runs/lr_width", width=4096, depth=32)  # doctest: +SKIP
-        >>> rec.hyperparameters["lr"]  # doctest: +SKIP
-        0.5
+        >>> rec.evidence["hps"]["lr"]["interval"]["ci95"]  # doctest: +SKIP
+        [0.41, 0.62]
     """
     run = run_dir if isinstance(run_dir, RunData) else load_run(run_dir)
-    if width <= 0 or depth <= 0:
-        raise UserError(f"--width and --depth must be positive, got {width} and {depth}")
     report = report or analyze_run(run, tolerance, write=False)
     param, precision, trials, warnings = _reference_trials(run)
     hps, src = best_config(trials, run.metric)
     src["precision"] = precision
-    target = {"width": width, "depth": depth}
+    resolved = resolve_target(run, param, hps, width, depth, target)
+    size = {"width": resolved.spec.width, "depth": resolved.spec.depth}
     evidence: dict[str, Any] = {}
     checks: list[str] = []
     for hp in run.swept:
         res = report.results.get(hp, {}).get(result_key(param, precision))
         hps[hp], evidence[hp] = _carry_value(
-            hp, hps[hp], res, src, target, warnings, param, use_fit=len(run.swept) == 1
+            hp, hps[hp], res, src, size, warnings, param, use_fit=len(run.swept) == 1
         )
         if report.precision is not None:
             checks += _precision_evidence(
                 hp, hps[hp], param, precision, report.precision, evidence[hp], warnings
             )
-    warnings += _scope_warnings(run, report, param, target, warnings)
-    spec = _target_spec(run, param, hps, target)
+    wd_note = plan_weight_decay(resolved, hps, run.swept)
+    warnings += [wd_note] if wd_note else []
+    lr_res = report.results.get("lr", {}).get(result_key(param, precision))
+    warnings += scope_warnings(
+        run, report, param, resolved, warnings, _source_curvature(lr_res, src)
+    )
+    spec = _with_hps(resolved.spec, hps)
     try:
         groups = _param_groups(spec, hps["lr"], hps["weight_decay"])
     except ImportError as exc:
@@ -353,7 +395,7 @@ def recommend(
         run=run.name,
         target=dataclasses.asdict(spec),
         hyperparameters=hps,
-        source=src,
+        source=src | {"target_from": resolved.origin},
         param_groups=groups,
         evidence={
             "metric": run.metric,
@@ -362,11 +404,52 @@ def recommend(
             "precision_checks": checks,
             "hps": evidence,
         },
+        intervals={h: e["interval"] for h, e in evidence.items() if "interval" in e},
         warnings=warnings,
         paste=_paste_block(spec, hps, train or {}),
+        exports=_exports(spec, hps, train or {}, warnings),
     )
     rec.write(out if out is not None else run.path / RECOMMENDED_FILE)
     return rec
+
+
+def _exports(
+    spec: ModelSpec, hps: dict[str, float], train: dict[str, Any], warnings: list[str]
+) -> dict[str, Any]:
+    """The target in other trainers' terms (`umup_sweep.exports`); u-μP targets only."""
+    from umup_sweep.exports import (
+        aleph_alpha_scaling_export,
+        param_group_table,
+        unit_scaling_export,
+    )
+
+    if spec.parametrization != "umup":
+        return {}
+    try:
+        return {
+            "param_group_table": param_group_table(spec, hps),
+            "unit_scaling": unit_scaling_export(spec, hps, train),
+            "aleph_alpha_scaling": aleph_alpha_scaling_export(spec, hps, train),
+        }
+    except ValueError as exc:
+        warnings.append(f"exports unavailable: {exc}")
+        return {}
+
+
+def _with_hps(spec: ModelSpec, hps: dict[str, float]) -> ModelSpec:
+    """The target with the recommended multipliers (after carrying them to the target)."""
+    changes: dict[str, Any] = {h: hps[h] for h in MODEL_HPS}
+    return dataclasses.replace(spec, **changes)
+
+
+def _source_curvature(res: HPTransfer | None, src: dict[str, Any]) -> float | None:
+    """The lr line's fitted curvature (loss per log2²) at the source proxy, if analysed."""
+    if res is None or not res.curvature:
+        return None
+    for p, b in zip(res.per_proxy, res.curvature, strict=False):
+        if (p.width, p.depth) == (src["width"], src["depth"]):
+            return float(b)
+    return float(res.curvature[-1])
 
 
 def _reference_trials(run: RunData) -> tuple[str, str, pd.DataFrame, list[str]]:
@@ -381,51 +464,3 @@ def _reference_trials(run: RunData) -> tuple[str, str, pd.DataFrame, list[str]]:
     precision = min((str(p) for p in trials["precision"]), key=precision_rank)
     warnings = [f"the run holds {params}: recommending for {param}"] if len(params) > 1 else []
     return param, precision, trials[trials["precision"] == precision], warnings
-
-
-def _scope_warnings(
-    run: RunData,
-    report: TransferReport,
-    param: str,
-    target: dict[str, int],
-    warnings: list[str],
-) -> list[str]:
-    """Warnings about the target as a whole (given those about single HPs so far): SP's LR,
-    a target far beyond the largest proxy, a depth the sweep did not test."""
-    out = []
-    if param == "sp" and not any("does NOT transfer" in w for w in warnings):
-        out.append(
-            "SP: the optimal LR does NOT transfer across width; the recommended lr is "
-            "the proxy's and is likely too large for the target"
-        )
-    for axis in ("width", "depth"):
-        big, tgt = int(run.trials[axis].max()), target[axis]
-        if tgt > big and math.log2(tgt / big) > MAX_EXTRAPOLATION_DOUBLINGS:
-            out.append(
-                f"target {axis} {tgt} is {math.log2(tgt / big):.1f} doublings beyond the largest "
-                f"proxy ({big}); more than {MAX_EXTRAPOLATION_DOUBLINGS} is an extrapolation: "
-                f"add a {'wider' if axis == 'width' else 'deeper'} proxy"
-            )
-    tested_axes = {a for r in report.results.values() for x in r.values() for a in x.drift}
-    depths = set(run.trials["depth"])
-    if "depth" not in tested_axes and target["depth"] not in depths:
-        out.append(
-            f"depth transfer was not tested (proxies at depth {sorted(depths)}, "
-            f"target {target['depth']}); relying on u-μP's depth scaling rules"
-        )
-    return out
-
-
-def _target_spec(
-    run: RunData, param: str, hps: dict[str, float], target: dict[str, int]
-) -> ModelSpec:
-    """The target model: the sweep's base proxy at the target size, with the chosen HPs."""
-    # parametrization and the HPs come from the trials table (plain str/float)
-    changes: dict[str, Any] = {"parametrization": param, **{h: hps[h] for h in MODEL_HPS}}
-    try:
-        base = run.base or ModelSpec(**changes)
-        return dataclasses.replace(
-            base, width=target["width"], depth=target["depth"], n_heads=None, **changes
-        )
-    except ValueError as exc:
-        raise UserError(f"target width {target['width']}: {exc}") from None

@@ -115,8 +115,19 @@ def plot(
 
 def recommend(
     run: Path = typer.Argument(..., help="Run directory (runs/<name>/) of a finished sweep."),
-    width: int = typer.Option(..., "--width", help="Target model width (d_model)."),
-    depth: int = typer.Option(..., "--depth", help="Target model depth (transformer blocks)."),
+    target_file: Path | None = typer.Option(
+        None,
+        "--target",
+        help="Your target model: a target YAML (width, depth, head_dim, n_kv_heads, ffn, "
+        "vocab_size, seq_len, tokens, batch_size, ...) or a Hugging Face config.json. "
+        "Default: the sweep's `target:` section.",
+    ),
+    width: int | None = typer.Option(
+        None, "--width", help="Target width (d_model); resizes --target when given with it."
+    ),
+    depth: int | None = typer.Option(
+        None, "--depth", help="Target depth (blocks); resizes --target when given with it."
+    ),
     out: Path | None = typer.Option(
         None, "--out", help="Output YAML (default: <run>/recommended.yaml)."
     ),
@@ -124,22 +135,35 @@ def recommend(
         None, help="Transfer tolerance in log2 per doubling (default: the sweep's, else 0.25)."
     ),
 ) -> None:
-    """Recommend HPs for the big target model from a proxy sweep.
+    """Recommend HPs for the big target model from a proxy sweep, with ≈95% intervals.
 
-    Writes recommended.yaml: `target` (the ModelSpec at --width/--depth), `hyperparameters`
-    (the sweep's best; extrapolated along the fitted drift when it does not transfer),
-    `param_groups` (the effective learning rate and weight decay per parameter group of the
-    target's u-μP optimizer), `evidence` (widths, drift ± se, verdict), `warnings`, and
-    `paste` (a config block for `umup-sweep train` / your training script).
+    Each swept HP is the joint fit's prediction at the target (the proxy value moved along
+    the fitted drift), with an interval that grows with the number of doublings. Writes
+    recommended.yaml: `target` (the model), `hyperparameters`, `intervals`, `param_groups`
+    (the effective learning rate and weight decay per parameter group of the target's u-μP
+    optimizer), `evidence`, `warnings` (every axis where proxies and target differ untested),
+    and `paste` (a config block for `umup-sweep train` / your training script).
+
+    Example: umup-sweep recommend runs/lr_width --target proxies/llama2_7b_target.yaml
     """
     from umup_sweep.analysis import recommend as do_recommend
+    from umup_sweep.config import load_target
     from umup_sweep.store import RECOMMENDED_FILE
 
-    target = out if out is not None else run / RECOMMENDED_FILE
-    rec = do_recommend(run, width, depth, out=target, tolerance=tolerance)
-    typer.echo(f"target: width {width}, depth {depth} ({rec.evidence['parametrization']})")
+    target = load_target(target_file) if target_file is not None else None
+    path = out if out is not None else run / RECOMMENDED_FILE
+    rec = do_recommend(run, width, depth, out=path, tolerance=tolerance, target=target)
+    t = rec.target
+    typer.echo(
+        f"target: width {t['width']}, depth {t['depth']}, {t['n_heads']} heads"
+        + (f" ({t['n_kv_heads']} kv)" if t.get("n_kv_heads") else "")
+        + f", vocab {t['vocab_size']}, seq_len {t['seq_len']} "
+        f"({rec.evidence['parametrization']}; from {rec.source['target_from']})"
+    )
     for hp, value in rec.hyperparameters.items():
-        typer.echo(f"  {hp:<20} {value:.6g}")
+        ci = rec.intervals.get(hp)
+        span = f"  [{ci['ci95'][0]:.3g}, {ci['ci95'][1]:.3g}] ≈95%" if ci else ""
+        typer.echo(f"  {hp:<20} {value:.3g}{span}")
     if rec.param_groups:
         typer.echo("per-group learning rates:")
         for g in rec.param_groups:
@@ -149,7 +173,7 @@ def recommend(
             )
     for w in rec.warnings:
         typer.echo(f"warning: {w}", err=True)
-    typer.echo(f"wrote {target}")
+    typer.echo(f"wrote {path}")
 
 
 def coord_check(
@@ -173,6 +197,12 @@ def coord_check(
     threshold: float = typer.Option(
         0.25, help="Flag a layer whose log2 RMS grows faster than this per width doubling."
     ),
+    target: Path | None = typer.Option(
+        None,
+        "--target",
+        help="The target model (our YAML or a Hugging Face config.json) that PROXY (a family "
+        "with from_target: true) is derived from.",
+    ),
 ) -> None:
     """Check that activations and gradients keep their scale as width grows.
 
@@ -186,10 +216,9 @@ def coord_check(
 
     from umup_sweep.analysis import coord_check as do_check
     from umup_sweep.analysis import plot_coord_check, write_coord_check
-    from umup_sweep.config import load_proxy_family
+    from umup_sweep.commands._target import coord_family, target_lines
     from umup_sweep.spec import DataSpec
 
-    family = load_proxy_family(proxy)
     params = tuple(p.strip() for p in parametrizations.split(",") if p.strip())
     for p in params:
         if p not in ("umup", "sp"):
@@ -197,9 +226,9 @@ def coord_check(
     if steps < 0:
         raise UserError(f"--steps: expected a non-negative integer, got {steps}")
     ws = _parse_ints(widths, "--widths")
-    for w in ws or []:
-        if w % family.base.head_dim:
-            raise UserError(f"--widths: {w} is not a multiple of head_dim {family.base.head_dim}")
+    family, target_spec = coord_family(proxy, target, ws)
+    for line in target_lines(target_spec, family) if target_spec else []:
+        typer.echo(line)
     data_spec = None if data == "random" else DataSpec(source=data)
     cc = do_check(
         family, ws, steps, params, {"umup": lr_umup, "sp": lr_sp}, batch_size, data_spec, threshold

@@ -21,6 +21,8 @@ Examples:
   umup-sweep run sweeps/lr_width.yaml --executor serial --no-progress
 
   umup-sweep run sweeps/lr_width.yaml --address auto   # attach to `ray start --head`
+
+  umup-sweep run SWEEP.yaml --target proxies/llama_7b_gqa_config.json   # the model to tune for
 """
 
 STATUS_HELP = """Show what a run directory holds: trials done, diverged, failed, remaining,
@@ -71,14 +73,24 @@ def run(
     no_progress: bool = typer.Option(
         False, "--no-progress", help="No live progress bar (e.g. in CI logs)."
     ),
+    target: Path | None = typer.Option(
+        None,
+        "--target",
+        help="The target model (our YAML or a Hugging Face config.json), in place of the "
+        "sweep's target:; a proxy with from_target: true is derived from it.",
+    ),
 ) -> None:
     from umup_sweep.commands._progress import SweepReporter
+    from umup_sweep.commands._target import target_lines
     from umup_sweep.commands.summary import summary_lines
     from umup_sweep.config import load_sweep
     from umup_sweep.runner import SweepInterrupted, run_sweep
 
     overrides = _overrides(executor, address, max_concurrent, run_dir)
-    sweep = load_sweep(sweep_file, overrides=overrides or None)
+    sweep = load_sweep(sweep_file, overrides=overrides or None, target=target)
+    for line in target_lines(sweep.target, sweep.family) if sweep.target else []:
+        typer.echo(line)
+    again = f"{sweep_file} --target {target}" if target is not None else f"{sweep_file}"
     try:
         with SweepReporter(progress=not no_progress, verbose=verbose) as report:
             summary = run_sweep(
@@ -89,12 +101,12 @@ def run(
             typer.echo(line, err=True)
         typer.echo(
             f"interrupted: finished trials are saved in {stop.summary.run_dir}; resume with: "
-            f"umup-sweep run {sweep_file}",
+            f"umup-sweep run {again}",
             err=True,
         )
         raise SystemExit(130) from None
     except KeyboardInterrupt:  # Ctrl-C while shutting down: every trial is already committed
-        typer.echo(f"interrupted: resume with: umup-sweep run {sweep_file}", err=True)
+        typer.echo(f"interrupted: resume with: umup-sweep run {again}", err=True)
         raise SystemExit(130) from None
     for line in summary_lines(summary):
         typer.echo(line)

@@ -1,10 +1,11 @@
 """Sweep, proxy-family and trial configuration: YAML in, validated specs out.
 
 `load_sweep` reads `sweeps/*.yaml` into a `SweepSpec`, `load_proxy_family` reads
-`proxies/*.yaml` into a `ProxyFamily`, `load_trial` reads the trial YAML of `umup-sweep train`
-into a `TrialSpec`. Bad input raises `ConfigError`: one line naming the file, the dotted key
-and what was expected. `sweep_to_dict` is the resolved form written to `runs/<name>/sweep.yaml`
-and `sweep_hash` the identity a run directory is resumed under.
+`proxies/*.yaml` into a `ProxyFamily`, `load_target` reads a target model (our YAML or a
+Hugging Face config.json) into a `TargetSpec`, `load_trial` reads the trial YAML of
+`umup-sweep train` into a `TrialSpec`. Bad input raises `ConfigError`: one line naming the
+file, the dotted key and what was expected. `sweep_to_dict` is the resolved form written to
+`runs/<name>/sweep.yaml` and `sweep_hash` the identity a run directory is resumed under.
 
 Example:
     >>> proxy = {"base": {"head_dim": 16}, "widths": [32, 64], "depths": [1]}
@@ -16,7 +17,12 @@ Example:
 
 from umup_sweep.config._identity import sweep_hash, sweep_to_dict
 from umup_sweep.config._options import OptionContext
-from umup_sweep.config._proxy import load_proxy_family
+from umup_sweep.config._proxy import (
+    HeadDimMode,
+    family_with_widths,
+    load_proxy_family,
+    proxy_spec_from_target,
+)
 from umup_sweep.config._secrets import (
     MissingVariable,
     connect_url,
@@ -33,8 +39,11 @@ from umup_sweep.config._spec import (
     ProxyFamily,
     StorageSpec,
     SweepSpec,
+    TargetSpec,
+    TrainingPlan,
 )
 from umup_sweep.config._sweep import load_sweep
+from umup_sweep.config._target import load_target, target_to_dict
 from umup_sweep.config._trial import TRIAL_YAML_KEYS, load_trial
 from umup_sweep.config._validate import build_section
 from umup_sweep.config._yaml import parse_overrides, read_yaml
@@ -50,17 +59,24 @@ __all__ = [
     "AnalysisSpec",
     "ExecutionSpec",
     "HPSpace",
+    "HeadDimMode",
     "OptionContext",
     "ProxyFamily",
     "StorageSpec",
     "SweepSpec",
+    "TargetSpec",
+    "TrainingPlan",
     "build_section",
+    "family_with_widths",
     "load_proxy_family",
     "load_sweep",
+    "load_target",
     "load_trial",
     "parse_overrides",
     "precision_names",
+    "proxy_spec_from_target",
     "read_yaml",
     "sweep_hash",
     "sweep_to_dict",
+    "target_to_dict",
 ]

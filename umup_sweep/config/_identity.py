@@ -16,12 +16,17 @@ import hashlib
 import json
 from typing import Any
 
+from umup_sweep.config._data import data_to_dict
 from umup_sweep.config._spec import HPSpace, SweepSpec
+from umup_sweep.config._target import target_to_dict
 
 __all__ = ["sweep_hash", "sweep_to_dict"]
 
-# Not part of the identity: where and how trials run, how results are judged.
-_NOT_HASHED = ("name", "execution", "storage", "analysis")
+# Not part of the identity: where and how trials run, how results are judged, and the
+# target (which reaches the trials only through the proxy family, hashed in full).
+_NOT_HASHED = ("name", "execution", "storage", "analysis", "target")
+# ModelSpec fields written (and hashed) only when set, so older sweeps keep their hash.
+_BASE_WHEN_SET = ("n_kv_heads", "ffn_hidden_size", "rope_theta")
 
 
 def _space_to_dict(space: HPSpace) -> dict[str, Any]:
@@ -43,22 +48,30 @@ def sweep_to_dict(sweep: SweepSpec) -> dict[str, Any]:
     in `defaults` (`train` holds no HPs).
     """
     base = dataclasses.asdict(sweep.family.base)
-    base.pop("n_heads")  # derived from head_dim per width (ProxyFamily.specs)
-    if base.get("n_kv_heads", 0) is None:  # multi-head attention: written (and hashed) as
-        base.pop("n_kv_heads")  # before the field existed, so old runs keep their hash
+    base.pop("n_heads")  # derived per width (ProxyFamily.spec)
+    for k in _BASE_WHEN_SET:  # e.g. multi-head attention: written (and hashed) as before
+        if base.get(k, 0) is None:  # the field existed, so old runs keep their hash
+            base.pop(k)
+    proxy: dict[str, Any] = {
+        "name": sweep.family.name,
+        "base": base,
+        "widths": list(sweep.family.widths),
+        "depths": list(sweep.family.depths),
+    }
+    if sweep.family.fixed_heads:
+        proxy["fixed_heads"] = True
+    if sweep.family.kv_group is not None:
+        proxy["kv_group"] = sweep.family.kv_group
+    if sweep.family.description:
+        proxy["description"] = sweep.family.description
     train = dataclasses.asdict(sweep.train)
     for k in ("lr", "weight_decay"):
         train.pop(k)
     storage = dataclasses.asdict(sweep.storage)
     storage["run_dir"] = str(sweep.storage.run_dir)
-    return {
+    out = {
         "name": sweep.name,
-        "proxy": {
-            "name": sweep.family.name,
-            "base": base,
-            "widths": list(sweep.family.widths),
-            "depths": list(sweep.family.depths),
-        },
+        "proxy": proxy,
         "seeds": list(sweep.seeds),
         "precisions": list(sweep.precisions),
         "strategy": sweep.strategy,
@@ -68,11 +81,14 @@ def sweep_to_dict(sweep: SweepSpec) -> dict[str, Any]:
         "budget": sweep.budget,
         "strategy_options": copy.deepcopy(sweep.strategy_options),
         "train": train,
-        "data": dataclasses.asdict(sweep.data),
+        "data": data_to_dict(sweep.data),
         "execution": dataclasses.asdict(sweep.execution),
         "storage": storage,
         "analysis": dataclasses.asdict(sweep.analysis),
     }
+    if sweep.target is not None:
+        out["target"] = target_to_dict(sweep.target)
+    return out
 
 
 def sweep_hash(sweep: SweepSpec) -> str:
@@ -92,8 +108,10 @@ def sweep_hash(sweep: SweepSpec) -> str:
     """
     d = sweep_to_dict(sweep)
     for k in _NOT_HASHED:
-        d.pop(k)
+        d.pop(k, None)
+    d["proxy"].pop("description", None)  # words, not what runs
     d["train"].pop("threads")  # not part of trial_key either
+    d["data"].pop("allow_vocab_mismatch", None)  # a permission: it changes no trial
     if d["precisions"] == [sweep.train.precision]:
         d.pop("precisions")  # a one-precision sweep hashes as before the axis existed
     blob = json.dumps(d, sort_keys=True, default=str).encode()

@@ -11,6 +11,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import typing
 from collections.abc import Iterable, Mapping
@@ -121,8 +122,47 @@ def sp_multipliers(
                 raise fail(source, key, f"{name} {what}; leave it at 1.0 or remove it", value)
 
 
-def sweep_train(data: Mapping[str, Any], source: str) -> tuple[TrainSpec, tuple[str, ...]]:
+# A loss above ln(vocab) + this many nats (a uniform guess plus a margin) is the default
+# divergence limit when that is above TrainSpec's 10: a 32000-token proxy starts at 10.4.
+DIVERGE_MARGIN = 2.0
+
+
+def vocab_diverge_loss(
+    train: TrainSpec, vocab_size: int, given: str | None, source: str
+) -> TrainSpec:
+    """`train` with a divergence limit that fits the vocabulary: a trial starts near the
+    uniform guess, ln(vocab_size) nats, so a limit at or below it would mark every trial
+    diverged at step 0. A limit the user gave (`given`: its key) must lie above it (else a
+    one-line error); the default 10 is raised to ln(vocab_size) + `DIVERGE_MARGIN` when that
+    is larger (so byte-level and small vocabularies keep 10, and their trial keys).
+
+    Example:
+        >>> vocab_diverge_loss(TrainSpec(), 256, None, "s.yaml").diverge_loss
+        10.0
+        >>> vocab_diverge_loss(TrainSpec(), 32000, None, "s.yaml").diverge_loss
+        12.37
+    """
+    floor = math.log(vocab_size)
+    if given is not None:
+        if train.diverge_loss <= floor:
+            raise fail(
+                source,
+                given,
+                f"expected more than ln(vocab_size {vocab_size}) = {floor:.2f}, the loss of a "
+                "uniform guess: every trial would start diverged",
+                train.diverge_loss,
+            )
+        return train
+    if floor + DIVERGE_MARGIN <= train.diverge_loss:
+        return train
+    return dataclasses.replace(train, diverge_loss=round(floor + DIVERGE_MARGIN, 2))
+
+
+def sweep_train(
+    data: Mapping[str, Any], source: str, vocab_size: int = 256
+) -> tuple[TrainSpec, tuple[str, ...]]:
     """`train:` (with `divergence:`) and the `precisions:` axis; train.precision is its first.
+    The divergence limit fits the proxies' `vocab_size` (`vocab_diverge_loss`).
 
     lr and weight_decay are hyperparameters: they live in `defaults`/`hyperparameters`, and
     the TrainSpec keeps its own (unused) values for them.
@@ -132,8 +172,10 @@ def sweep_train(data: Mapping[str, Any], source: str) -> tuple[TrainSpec, tuple[
         if k in train_raw:
             raise fail(source, f"train.{k}", f"{k} is a hyperparameter: set defaults.{k}")
     train_vals = fields(TrainSpec, train_raw, source, "train")
+    given = "train.diverge_loss" if "diverge_loss" in train_vals else None
     max_loss = _max_loss(data, source)
     if max_loss is not None:
+        given = "divergence.max_loss"
         if "diverge_loss" in train_vals and train_vals["diverge_loss"] != max_loss:
             raise fail(source, "divergence.max_loss", "conflicts with train.diverge_loss", max_loss)
         train_vals["diverge_loss"] = max_loss
@@ -141,7 +183,7 @@ def sweep_train(data: Mapping[str, Any], source: str) -> tuple[TrainSpec, tuple[
         train_vals["device"] = train_vals["device"].strip().lower()
     precisions = _precisions(data.get("precisions"), train_vals.get("precision"), source)
     train_vals["precision"] = precisions[0]
-    return TrainSpec(**train_vals), precisions
+    return vocab_diverge_loss(TrainSpec(**train_vals), vocab_size, given, source), precisions
 
 
 def _max_loss(data: Mapping[str, Any], source: str) -> float | None:

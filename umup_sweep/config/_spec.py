@@ -19,20 +19,46 @@ Metric = Literal["val_loss", "final_train_loss"]
 
 @dataclass(frozen=True)
 class ProxyFamily:
-    """A base proxy spec plus the widths and depths to vary."""
+    """A base proxy spec plus the widths and depths to vary.
+
+    By default every width keeps the base's `head_dim` (n_heads = width / head_dim) and its
+    `n_kv_heads`. `fixed_heads` keeps the base's `n_heads` instead (head_dim = width /
+    n_heads); `kv_group` keeps the number of query heads per kv head (n_kv_heads = n_heads /
+    kv_group), as the families derived from a target do. `description` says how the family
+    was made (for messages only, so not part of equality).
+
+    Example:
+        >>> base = ModelSpec(width=256, head_dim=32, n_kv_heads=2)
+        >>> fam = ProxyFamily("f", base, (256, 512), (2,), kv_group=4)
+        >>> [(s.n_heads, s.kv_heads, s.head_dim) for s in fam.specs()]
+        [(8, 2, 32), (16, 4, 32)]
+        >>> fam = ProxyFamily("f", base, (256, 512), (2,), fixed_heads=True)
+        >>> [(s.n_heads, s.kv_heads, s.head_dim) for s in fam.specs()]
+        [(8, 2, 32), (8, 2, 64)]
+    """
 
     name: str
     base: ModelSpec
     widths: tuple[int, ...]
     depths: tuple[int, ...]
+    fixed_heads: bool = False
+    kv_group: int | None = None
+    description: str = field(default="", compare=False)
+
+    def spec(self, width: int, depth: int) -> ModelSpec:
+        """The family's proxy at `width` and `depth` (ValueError if the width cannot hold its
+        heads)."""
+        n_heads = self.base.n_heads if self.fixed_heads else None
+        changes: dict[str, Any] = {"width": width, "depth": depth, "n_heads": n_heads}
+        if self.kv_group is not None:
+            heads = n_heads or width // self.base.head_dim
+            kv = heads // self.kv_group if heads % self.kv_group == 0 else 0
+            changes["n_kv_heads"] = None if kv == heads else kv
+        return dataclasses.replace(self.base, **changes)
 
     def specs(self) -> list[ModelSpec]:
         """Every (width, depth) proxy of the family, narrowest and shallowest first."""
-        return [
-            dataclasses.replace(self.base, width=w, depth=d, n_heads=None)
-            for d in self.depths
-            for w in self.widths
-        ]
+        return [self.spec(w, d) for d in self.depths for w in self.widths]
 
 
 @dataclass(frozen=True)
@@ -80,6 +106,38 @@ class AnalysisSpec:
 
 
 @dataclass(frozen=True)
+class TrainingPlan:
+    """How the target model will be trained: total tokens, sequences per batch, weight decay
+    and sequence length (None: not given)."""
+
+    tokens: int | None = None
+    batch_size: int | None = None  # sequences per optimizer step
+    weight_decay: float | None = None
+    seq_len: int | None = None
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """The model the sweep's hyperparameters are meant for: its real shapes (`model`, with
+    parametrization umup) and its training plan.
+
+    `fmt` is the format it was read from ("umup-sweep" YAML or "hf-config", a Hugging Face
+    config.json) and `source` the file; neither is part of equality, so the same target read
+    from either compares equal. `norm_eps` records a config's RMSNorm epsilon (our norms use
+    their own); `notes` are the differences from the described model that are accepted and
+    must be shown to the user (e.g. Qwen2's q/k/v biases).
+    """
+
+    model: ModelSpec
+    plan: TrainingPlan = field(default_factory=TrainingPlan)
+    source: str = field(default="<inline>", compare=False)
+    fmt: str = field(default="umup-sweep", compare=False)
+    name: str = "target"
+    norm_eps: float | None = field(default=None, compare=False)
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True)
 class SweepSpec:
     """A validated sweep: what to vary, how to search, how to run, where to store."""
 
@@ -99,6 +157,8 @@ class SweepSpec:
     storage: StorageSpec = field(default_factory=StorageSpec)
     analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
     strategy_options: dict[str, Any] = field(default_factory=dict)  # see the strategy's OPTIONS
+    # The model the results are for (top-level `target:` or `--target`); not hashed.
+    target: TargetSpec | None = None
     # Where the sweep was read from: for messages only, so not part of equality.
     source: str = field(default="<inline>", compare=False)
 

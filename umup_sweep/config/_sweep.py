@@ -22,7 +22,9 @@ Sweep keys (all optional unless marked):
                     {log2_range: [lo, hi], step: 1}, or {distribution: log_uniform_values |
                     uniform, min, max}; values > 0 (weight_decay >= 0)
     defaults        values of the HPs not swept (else proxy base, else spec.HP_DEFAULTS)
-    train, data     TrainSpec / DataSpec keys (lr and weight_decay go in defaults)
+    train, data     TrainSpec / DataSpec keys (lr and weight_decay go in defaults); data also
+                    takes tokenizer: PATH (a local tokenizer.json, relative to this file) or
+                    {train_bpe: VOCAB}, and allow_vocab_mismatch (see config._data)
     metric          val_loss | final_train_loss, or {name:, goal: minimize}
     divergence      {max_loss: x} (= train.diverge_loss)
     execution       {executor: ray|serial, max_concurrent, cpus_per_trial, gpus_per_trial,
@@ -31,6 +33,9 @@ Sweep keys (all optional unless marked):
     analysis        {tolerance, precision_tolerance, precision_loss_threshold}
     budget          configurations per proxy (random/tpe only, required there)
     strategy_options  per strategy: the strategy class's OPTIONS (umup_sweep.search)
+    target          the model the results are for: an inline mapping or a YAML / Hugging Face
+                    config.json path relative to this file (see config._target); a proxy
+                    {from_target: true, ...} is derived from it; not part of the sweep hash
     description     free text
 
 Example:
@@ -48,6 +53,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from umup_sweep.config._data import check_target_vocab, data_section
 from umup_sweep.config._options import OptionContext, strategy_class, strategy_options
 from umup_sweep.config._proxy import sweep_family
 from umup_sweep.config._sections import (
@@ -60,10 +66,10 @@ from umup_sweep.config._sections import (
     sweep_train,
 )
 from umup_sweep.config._spaces import fit_to_strategy, hyperparameters
-from umup_sweep.config._spec import AnalysisSpec, ExecutionSpec, SweepSpec
+from umup_sweep.config._spec import AnalysisSpec, ExecutionSpec, SweepSpec, TargetSpec
+from umup_sweep.config._target import sweep_target
 from umup_sweep.config._validate import NONNEG, build_section, check_keys, fail, int_list
 from umup_sweep.config._yaml import document, read_yaml
-from umup_sweep.spec import DataSpec
 
 __all__ = ["load_sweep"]
 
@@ -89,6 +95,7 @@ _TOP_KEYS = (
     "budget",
     "analysis",
     "strategy_options",
+    "target",
 )
 _ALIASES = {"method": "strategy", "parameters": "hyperparameters"}
 
@@ -140,7 +147,10 @@ def _storage_shorthand(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_sweep(
-    path: str | Path | Mapping[str, Any], overrides: Mapping[str, Any] | None = None
+    path: str | Path | Mapping[str, Any],
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    target: TargetSpec | str | Path | None = None,
 ) -> SweepSpec:
     """Read, validate and resolve a sweep YAML (a path, or an already-parsed mapping).
 
@@ -148,6 +158,8 @@ def load_sweep(
         path: the sweep file (or a mapping, reported as ``<inline>`` in errors).
         overrides: values laid over the file before validation, as nested mappings or dotted
             keys, e.g. ``{"execution.max_concurrent": 4, "train": {"steps": 50}}``.
+        target: the target model (a `TargetSpec` or its file), in place of the sweep's
+            ``target:`` (as ``umup-sweep run --target FILE``).
 
     Raises:
         ConfigError: one line naming the file, the dotted key and what was expected.
@@ -168,14 +180,17 @@ def load_sweep(
     data = _normalise_aliases(data, source)
     if overrides:
         data = _merge(data, overrides)
-    return _sweep_from_mapping(data, source)
+    return _sweep_from_mapping(data, source, target)
 
 
-def _sweep_from_mapping(data: dict[str, Any], source: str) -> SweepSpec:
+def _sweep_from_mapping(
+    data: dict[str, Any], source: str, given_target: TargetSpec | str | Path | None = None
+) -> SweepSpec:
     """The sections in a fixed order, so the first error reported is always the same one."""
     check_keys(data, _TOP_KEYS, source, "")
     name = sweep_name(data, source)
-    family = sweep_family(data, source)
+    target = sweep_target(data, source, given_target)
+    family = sweep_family(data, source, target)
     seeds = int_list(data.get("seeds", [0]), source, "seeds", NONNEG, unique=True)
     strategy = data.get("strategy", "grid")
     cls = strategy_class(strategy, source)
@@ -187,8 +202,10 @@ def _sweep_from_mapping(data: dict[str, Any], source: str) -> SweepSpec:
     budget = sweep_budget(data, strategy, cls.SAMPLED, source)
     defaults = sweep_defaults(data, family.base, source)
     sp_multipliers(data, family.base.parametrization, spaces, source)
-    train, precisions = sweep_train(data, source)
-    data_spec = build_section(DataSpec, data.get("data"), source, "data")
+    train, precisions = sweep_train(data, source, family.base.vocab_size)
+    data_spec = data_section(data.get("data"), source, family.base.vocab_size)
+    if target is not None:
+        check_target_vocab(data_spec, target.model.vocab_size, source)
     metric = sweep_metric(data, source)
     execution = build_section(ExecutionSpec, data.get("execution"), source, "execution")
     storage = sweep_storage(data.get("storage"), source)
@@ -211,4 +228,5 @@ def _sweep_from_mapping(data: dict[str, Any], source: str) -> SweepSpec:
         analysis=analysis,
         strategy_options=strategy_options(data.get("strategy_options"), cls, ctx),
         source=source,
+        target=target,
     )

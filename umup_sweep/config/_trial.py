@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from umup_sweep.config._data import data_section
+from umup_sweep.config._sections import vocab_diverge_loss
 from umup_sweep.config._validate import build_section
 from umup_sweep.config._yaml import read_yaml
 from umup_sweep.errors import ConfigError
-from umup_sweep.spec import DataSpec, ModelSpec, TrainSpec, TrialSpec
+from umup_sweep.spec import ModelSpec, TrainSpec, TrialSpec
 
 __all__ = ["TRIAL_YAML_KEYS", "load_trial"]
 
@@ -43,9 +45,12 @@ def load_trial(path: str | Path) -> TrialSpec:
     seed = doc.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(source, "seed", f"expected an integer, got {seed!r}")
+    model = build_section(ModelSpec, doc.get("model"), source, "model")
+    train = build_section(TrainSpec, doc.get("train"), source, "train")
+    given = "train.diverge_loss" if "diverge_loss" in (doc.get("train") or {}) else None
     return TrialSpec(
-        model=build_section(ModelSpec, doc.get("model"), source, "model"),
-        train=build_section(TrainSpec, doc.get("train"), source, "train"),
-        data=build_section(DataSpec, doc.get("data"), source, "data"),
+        model=model,
+        train=vocab_diverge_loss(train, model.vocab_size, given, source),
+        data=data_section(doc.get("data"), source, model.vocab_size),
         seed=seed,
     )

@@ -63,6 +63,8 @@ _RANGES: dict[type, dict[str, Check]] = {
         "n_kv_heads": POS,
         "n_heads": POS,
         "ffn_ratio": POS,
+        "ffn_hidden_size": POS,
+        "rope_theta": POS,
         "vocab_size": POS,
         "seq_len": POS,
     }

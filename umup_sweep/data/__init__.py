@@ -2,8 +2,11 @@
 
 The default corpus is the Python standard library's own source (byte-level, vocab 256, no
 download); users can point `DataSpec.source` at a text file, a folder or glob of text files, or
-a nanoGPT-style `.bin`/`.npy` uint16 token file. Built corpora are cached on disk
-(`$UMUP_SWEEP_CACHE` or `~/.cache/umup_sweep`) so each trial loads its data in milliseconds.
+a nanoGPT-style `.bin`/`.npy` uint16 (or `.npy` uint32) token file. Text is encoded byte by
+byte unless `DataSpec.tokenizer` names a local Hugging Face `tokenizer.json` or
+`DataSpec.train_bpe` asks for a byte-level BPE trained on the corpus itself. Built corpora
+are cached on disk (`$UMUP_SWEEP_CACHE` or `~/.cache/umup_sweep`) so each trial loads its data
+in milliseconds.
 
 Example:
     >>> import torch
@@ -17,6 +20,7 @@ Example:
 from umup_sweep.data._cache import cache_dir
 from umup_sweep.data._corpus import Corpus, split_index
 from umup_sweep.data._load import (
+    check_vocab,
     clear_memory_cache,
     data_fingerprint,
     load_corpus,
@@ -27,6 +31,7 @@ from umup_sweep.data._stdlib import stdlib_files
 __all__ = [
     "Corpus",
     "cache_dir",
+    "check_vocab",
     "clear_memory_cache",
     "data_fingerprint",
     "load_corpus",

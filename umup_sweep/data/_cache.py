@@ -1,9 +1,11 @@
 """On-disk cache of built corpora, so a fresh worker process loads one in milliseconds.
 
 Each entry is `<key>.json` (metadata: token count, sha256, max id, document starts) and, for
-corpora built by concatenating files, `<key>.npy` (the tokens, loaded memory-mapped). Both are
-written to a temporary file and moved into place with `os.replace`, so processes racing to
-build the same corpus never see a half-written entry. A cache that cannot be written (read-only
+corpora built by concatenating files or encoding text with a tokenizer, `<key>.npy` (the
+tokens, uint8/uint16/uint32, loaded memory-mapped). Byte-level BPE tokenizers trained on a
+corpus are kept beside them as `bpe-<vocab>-<key>.json`. Every file is written to a temporary
+file and moved into place with `os.replace`, so processes racing to build the same corpus
+never see a half-written entry. A cache that cannot be written (read-only
 home, full disk) is skipped, never an error.
 """
 
@@ -28,6 +30,8 @@ class CacheStats:
     builds: int = 0  # corpora read from their source files
     hits: int = 0  # corpora served from the on-disk cache
     memory_hits: int = 0  # corpora served from the in-process LRU
+    bpe_trainings: int = 0  # byte-level BPE tokenizers trained (not read from the cache)
+    encodings: int = 0  # corpora encoded with a tokenizer (not read from the cache)
 
 
 STATS = CacheStats()
@@ -67,6 +71,25 @@ def write_entry(key: str, meta: dict[str, Any], tokens: np.ndarray | None) -> bo
             _atomic_write(folder / f"{key}.npy", lambda f: np.save(f, tokens, allow_pickle=False))
         blob = json.dumps(meta).encode()
         _atomic_write(folder / f"{key}.json", lambda f: f.write(blob))
+    except OSError:
+        return False
+    return True
+
+
+def read_blob(name: str) -> bytes | None:
+    """The bytes of cache file `name` (e.g. a trained tokenizer), or None if absent."""
+    try:
+        return (cache_dir() / name).read_bytes()
+    except OSError:
+        return None
+
+
+def write_blob(name: str, blob: bytes) -> bool:
+    """Atomically store `blob` as cache file `name`; False if the cache is not writable."""
+    folder = cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _atomic_write(folder / name, lambda f: f.write(blob))
     except OSError:
         return False
     return True

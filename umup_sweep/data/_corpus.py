@@ -42,16 +42,27 @@ def split_index(n_tokens: int, doc_starts: Sequence[int], val_fraction: float) -
     return target
 
 
-def fingerprint(token_sha: str, vocab_size: int, split: int) -> str:
-    """Short hex id of the data: the token bytes' sha256, the vocab and the split point."""
-    return hashlib.sha256(f"{token_sha}:{vocab_size}:{split}".encode()).hexdigest()[:16]
+def fingerprint(token_sha: str, vocab_size: int, split: int, tokenizer: str = "") -> str:
+    """Short hex id of the data: the token bytes' sha256, the vocab, the split point and, for
+    text encoded with a tokenizer, that tokenizer's fingerprint (byte-level text and token
+    files hash as they did before tokenizers existed).
+
+    Example:
+        >>> fingerprint("ab", 256, 10) == fingerprint("ab", 256, 10, tokenizer="")
+        True
+        >>> fingerprint("ab", 256, 10) == fingerprint("ab", 256, 10, tokenizer="f00d")
+        False
+    """
+    tail = f":tokenizer={tokenizer}" if tokenizer else ""
+    return hashlib.sha256(f"{token_sha}:{vocab_size}:{split}{tail}".encode()).hexdigest()[:16]
 
 
 class Corpus:
     """A tokenised corpus, split into a train head and a val tail.
 
-    `train` and `val` are read-only 1-D numpy arrays (uint8 for byte-level text, the file's
-    unsigned dtype for token files), often memory-mapped: cheap to hold, never copied whole.
+    `train` and `val` are read-only 1-D numpy arrays (uint8 for byte-level text, uint16 or
+    uint32 for text encoded with a tokenizer, the file's unsigned dtype for token files), often
+    memory-mapped: cheap to hold, never copied whole.
     Batches come out as torch int64.
 
     Args:

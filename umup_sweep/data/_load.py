@@ -3,12 +3,17 @@
 Every trial calls `load_corpus`, often in a fresh Ray worker, so it must be cheap: a one-entry
 in-process LRU answers repeated calls in the same process, and the on-disk cache (see
 `_cache`) turns a rebuild into a memory-mapped `np.load`. Both are keyed by the source's
-signature (paths + sizes + mtimes), so editing the data invalidates them.
+signature (paths + sizes + mtimes), so editing the data invalidates them. Text with a tokenizer
+(`DataSpec.tokenizer` / `train_bpe`, see `_tokenizer`) is first built byte-level as usual, then
+encoded and cached again under a key of the bytes' sha256, the tokenizer's fingerprint and the
+`tokenizers` version; its fingerprint includes the tokenizer's.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
 import threading
 from pathlib import Path
@@ -16,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from umup_sweep.data import _cache
+from umup_sweep.data import _cache, _tokenizer
 from umup_sweep.data._build import concat_text, open_text_file, open_token_file, token_sha256
 from umup_sweep.data._corpus import Corpus, fingerprint, split_index
-from umup_sweep.data._sources import Source, is_glob, resolve_source
+from umup_sweep.data._sources import BUILD_VERSION, Source, is_glob, resolve_source
 from umup_sweep.errors import DataError
 from umup_sweep.spec import DataSpec
 
@@ -33,13 +38,15 @@ def load_corpus(spec: DataSpec, *, stdlib_root: str | Path | None = None) -> Cor
     """The corpus `spec` names, split into train/val, from cache when possible.
 
     Args:
-        spec: source, val_fraction and (for token files) vocab_size.
+        spec: source, val_fraction, (for token files) vocab_size and (for text) the tokenizer:
+            `tokenizer` (a tokenizer.json path) or `train_bpe` (a vocabulary to train).
         stdlib_root: folder used for `source="stdlib"` (default: this interpreter's standard
             library); tests point it at a small fake library.
 
     Raises:
         DataError: missing path, glob matching nothing, empty corpus, bad token file, a token id
-            >= vocab_size, or a val_fraction outside (0, 1).
+            >= vocab_size, a val_fraction outside (0, 1), a missing or unloadable tokenizer, or
+            a tokenizer on a token file.
 
     Example:
         >>> import torch
@@ -59,13 +66,21 @@ def load_corpus(spec: DataSpec, *, stdlib_root: str | Path | None = None) -> Cor
         raise DataError(
             f"data source {spec.source!r}: vocab_size must be positive, got {spec.vocab_size}"
         )
+    if spec.vocab_size is not None and (spec.tokenizer is not None or spec.train_bpe):
+        raise DataError(
+            f"data source {spec.source!r}: vocab_size is the tokenizer's; leave data.vocab_size "
+            "out when data.tokenizer is given"
+        )
     source = resolve_source(spec.source, Path(stdlib_root) if stdlib_root else None)
-    key = (spec, source.signature())
+    key = (spec, source.signature(), _tokenizer_signature(spec, source))
     with _lock:
         if _last is not None and _last[0] == key:
             _cache.STATS.memory_hits += 1
             return _last[1]
-        tokens, meta = _materialise(source, key[1])
+        if spec.tokenizer is None and spec.train_bpe is None:
+            tokens, meta = _materialise(source, key[1])
+        else:
+            tokens, meta = _materialise_tokenized(spec, source, key[1])
         corpus = _make_corpus(spec, source, tokens, meta)
         _last = (key, corpus)
         return corpus
@@ -81,6 +96,43 @@ def data_fingerprint(spec: DataSpec, *, stdlib_root: str | Path | None = None) -
     return load_corpus(spec, stdlib_root=stdlib_root).fingerprint
 
 
+def check_vocab(corpus: Corpus, spec: DataSpec, model_vocab: int) -> None:
+    """Raise `DataError` unless a model with `model_vocab` embeddings can train on `corpus`.
+
+    Every id must fit (corpus vocab <= model vocab). With a tokenizer (`spec.tokenizer` or
+    `spec.train_bpe`) the two must be equal, unless `spec.allow_vocab_mismatch` lets the model's
+    be larger (the proxy should see the target's vocabulary, so a mismatch is a mistake unless
+    asked for).
+
+    Example:
+        >>> corpus = load_corpus(DataSpec())
+        >>> check_vocab(corpus, DataSpec(), 512)  # byte-level text: any vocab >= 256
+        >>> check_vocab(corpus, DataSpec(), 128)
+        Traceback (most recent call last):
+        ...
+        umup_sweep.errors.DataError: corpus stdlib has vocab 256 but the model's vocab_size is 128
+    """
+    tokenized = spec.tokenizer is not None or spec.train_bpe is not None
+    if corpus.vocab_size > model_vocab and not tokenized:
+        raise DataError(
+            f"corpus {corpus.name} has vocab {corpus.vocab_size} but the model's vocab_size is "
+            f"{model_vocab}"
+        )
+    if tokenized and corpus.vocab_size != model_vocab:
+        if corpus.vocab_size > model_vocab:
+            raise DataError(
+                f"data source {corpus.name!r}: the tokenizer's vocabulary ({corpus.vocab_size}) "
+                f"is larger than the model's vocab_size ({model_vocab}): its ids would overflow "
+                f"the embedding; set the model's vocab_size to {corpus.vocab_size}"
+            )
+        if not spec.allow_vocab_mismatch:
+            raise DataError(
+                f"data source {corpus.name!r}: the model's vocab_size ({model_vocab}) differs "
+                f"from the tokenizer's vocabulary ({corpus.vocab_size}); set vocab_size: "
+                f"{corpus.vocab_size}, or data.allow_vocab_mismatch: true"
+            )
+
+
 def clear_memory_cache() -> None:
     """Forget the in-process corpus (the on-disk cache stays)."""
     global _last
@@ -89,7 +141,7 @@ def clear_memory_cache() -> None:
 
 
 def resolve_data_spec(spec: DataSpec, base_dir: str | Path) -> DataSpec:
-    """`spec` with a relative source made absolute against `base_dir`.
+    """`spec` with a relative source (and tokenizer path) made absolute against `base_dir`.
 
     Ray workers run in their own working directory, so the driver should resolve paths (for
     instance against the sweep YAML's folder) before handing specs out. `"stdlib"` and
@@ -97,9 +149,14 @@ def resolve_data_spec(spec: DataSpec, base_dir: str | Path) -> DataSpec:
     """
     src = os.path.expanduser(spec.source)
     if spec.source == "stdlib" or os.path.isabs(src):
-        return dataclasses.replace(spec, source=src) if src != spec.source else spec
-    joined = os.path.join(os.path.abspath(base_dir), src)
-    return dataclasses.replace(spec, source=joined if is_glob(src) else os.path.normpath(joined))
+        out = dataclasses.replace(spec, source=src) if src != spec.source else spec
+    else:
+        joined = os.path.join(os.path.abspath(base_dir), src)
+        out = dataclasses.replace(spec, source=joined if is_glob(src) else os.path.normpath(joined))
+    if spec.tokenizer is not None:
+        tok = os.path.join(os.path.abspath(base_dir), os.path.expanduser(spec.tokenizer))
+        out = dataclasses.replace(out, tokenizer=os.path.normpath(tok))
+    return out
 
 
 def _materialise(source: Source, signature: str) -> tuple[np.ndarray, dict[str, Any]]:
@@ -123,15 +180,69 @@ def _materialise(source: Source, signature: str) -> tuple[np.ndarray, dict[str, 
             return hit[1], hit[0]
         tokens, starts = concat_text(source.files, source.name)
     _cache.STATS.builds += 1
-    meta = {
-        "name": source.name,
+    meta = _token_meta(source.name, tokens, starts)
+    _cache.write_entry(signature, meta, None if single else tokens)
+    return tokens, meta
+
+
+def _token_meta(name: str, tokens: np.ndarray, starts: list[int]) -> dict[str, Any]:
+    """What the cache records of a built token array (its name, size, dtype, hash, largest
+    id and document starts)."""
+    return {
+        "name": name,
         "n_tokens": int(len(tokens)),
         "dtype": tokens.dtype.str,
         "sha256": token_sha256(tokens),
         "max_id": int(tokens.max()),
         "doc_starts": starts,
     }
-    _cache.write_entry(signature, meta, None if single else tokens)
+
+
+def _tokenizer_signature(spec: DataSpec, source: Source) -> str:
+    """Size and mtime of the tokenizer file ("" without one): editing it in place changes the
+    in-process cache key. Also refuses a tokenizer on a token-file source."""
+    if spec.tokenizer is None and spec.train_bpe is None:
+        return ""
+    if source.kind != "text":
+        raise DataError(
+            f"data source {source.name!r}: is a token file; data.tokenizer applies to text "
+            "sources only (a token file is already tokenised)"
+        )
+    if spec.tokenizer is None:
+        return f"bpe:{spec.train_bpe}"
+    try:
+        st = os.stat(spec.tokenizer)
+    except OSError as err:
+        raise DataError(
+            f"data source {source.name!r}: cannot read tokenizer {spec.tokenizer!r}: {err.strerror}"
+        ) from None
+    return f"{os.path.abspath(spec.tokenizer)}\t{st.st_size}\t{st.st_mtime_ns}"
+
+
+def _materialise_tokenized(
+    spec: DataSpec, source: Source, signature: str
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The text source encoded with its tokenizer (trained first for `train_bpe`), through the
+    on-disk cache: keyed by the byte corpus's sha256 and document starts, the tokenizer's
+    fingerprint and the `tokenizers` version."""
+    text, text_meta = _materialise(source, signature)
+    if spec.train_bpe is not None:
+        tok = _tokenizer.cached_bpe(text, text_meta, spec.train_bpe, source.name)
+    else:
+        tok = _tokenizer.TokenizerFile.read(str(spec.tokenizer), source.name)
+    parts = [BUILD_VERSION, text_meta["sha256"], text_meta["doc_starts"], tok.fingerprint]
+    blob = json.dumps(["tokenized", *parts, tok.vocab_size, _tokenizer.tokenizers_version()])
+    key = hashlib.sha256(blob.encode()).hexdigest()[:24]
+    hit = _cache.read_entry(key, with_tokens=True)
+    if hit is not None and hit[1] is not None and hit[0].get("tokenizer") == tok.fingerprint:
+        _cache.STATS.hits += 1
+        return hit[1], hit[0]
+    _cache.STATS.encodings += 1
+    docs = _tokenizer.documents(text, text_meta["doc_starts"])
+    tokens, starts = _tokenizer.encode_documents(tok, docs)
+    meta = _token_meta(source.name, tokens, starts)
+    meta |= {"tokenizer": tok.fingerprint, "vocab_size": tok.vocab_size}
+    _cache.write_entry(key, meta, tokens)
     return tokens, meta
 
 
@@ -141,6 +252,7 @@ def _make_corpus(
     """Check the vocab against the largest id, split, and fingerprint."""
     max_id = int(meta["max_id"])
     default_vocab = TEXT_VOCAB if source.kind == "text" else max_id + 1
+    default_vocab = int(meta.get("vocab_size", default_vocab))  # a tokenizer's vocabulary
     vocab = spec.vocab_size if spec.vocab_size is not None else default_vocab
     if max_id >= vocab:
         raise DataError(
@@ -153,4 +265,5 @@ def _make_corpus(
             "to split into train and val"
         )
     split = split_index(len(tokens), meta["doc_starts"], spec.val_fraction)
-    return Corpus(tokens, split, vocab, fingerprint(meta["sha256"], vocab, split), source.name)
+    tok = str(meta.get("tokenizer", ""))
+    return Corpus(tokens, split, vocab, fingerprint(meta["sha256"], vocab, split, tok), source.name)

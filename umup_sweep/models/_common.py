@@ -10,20 +10,31 @@ import torch
 from torch import Tensor, nn
 
 from umup_sweep.core import LayerNorm, RMSNorm
-from umup_sweep.spec import ModelSpec
+from umup_sweep.spec import DEFAULT_ROPE_THETA, ModelSpec
 
-ROPE_BASE = 10000.0
+ROPE_BASE = DEFAULT_ROPE_THETA  # the base when a spec's rope_theta is None
 
 
-def rope_tables(seq_len: int, head_dim: int, device: torch.device, dtype: torch.dtype):
-    """(cos, sin) tables of shape (seq_len, head_dim) for rotate-half RoPE (Su et al. 2021).
+def rope_tables(
+    seq_len: int,
+    head_dim: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    base: float = ROPE_BASE,
+):
+    """(cos, sin) tables of shape (seq_len, head_dim) for rotate-half RoPE (Su et al. 2021):
+    pair i turns by position × base^(-2i/head_dim).
 
     Example:
         >>> cos, sin = rope_tables(4, 8, torch.device("cpu"), torch.float32)
         >>> cos.shape, float(cos[0, 0]), float(sin[0, 0])
         (torch.Size([4, 8]), 1.0, 0.0)
+        >>> import math
+        >>> _, sin = rope_tables(2, 4, torch.device("cpu"), torch.float64, base=100.0)
+        >>> float(sin[1, 1]) == math.sin(100.0**-0.5)  # position 1, pair 1: 100^(-2/4)
+        True
     """
-    inv_freq = ROPE_BASE ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+    inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
     angles = torch.outer(torch.arange(seq_len, dtype=torch.float64), inv_freq)
     angles = torch.cat([angles, angles], dim=-1)
     return angles.cos().to(device, dtype), angles.sin().to(device, dtype)
@@ -45,7 +56,8 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 
 
 class RopeCache(nn.Module):
-    """Lazily built RoPE tables (not buffers: a meta-device build must not hold stale tables).
+    """Lazily built RoPE tables (not buffers: a meta-device build must not hold stale tables)
+    with base `base` (a spec's `rope_base`).
 
     Example:
         >>> cos, sin = RopeCache(8)(4, torch.device("cpu"), torch.float32)
@@ -53,15 +65,16 @@ class RopeCache(nn.Module):
         torch.Size([4, 8])
     """
 
-    def __init__(self, head_dim: int) -> None:
+    def __init__(self, head_dim: int, base: float = ROPE_BASE) -> None:
         super().__init__()
         self.head_dim = head_dim
+        self.base = base
         self._tables: dict[tuple[int, str, torch.dtype], tuple[Tensor, Tensor]] = {}
 
     def forward(self, seq_len: int, device: torch.device, dtype: torch.dtype):
         key = (seq_len, str(device), dtype)
         if key not in self._tables:
-            self._tables[key] = rope_tables(seq_len, self.head_dim, device, dtype)
+            self._tables[key] = rope_tables(seq_len, self.head_dim, device, dtype, self.base)
         return self._tables[key]
 
 

@@ -38,7 +38,7 @@ class SPAttention(nn.Module):
         qkv_features = (self.n_heads + 2 * self.n_kv_heads) * self.head_dim
         self.qkv = nn.Linear(spec.width, qkv_features, bias=False)
         self.out = nn.Linear(spec.width, spec.width, bias=False)
-        self.rope = RopeCache(self.head_dim) if spec.pos == "rope" else None
+        self.rope = RopeCache(self.head_dim, spec.rope_base) if spec.pos == "rope" else None
         self.record_logits = False
         self.logit_rms: float | None = None
 

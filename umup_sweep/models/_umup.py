@@ -66,7 +66,7 @@ class UmupAttention(nn.Module):
         self.branch_in, self.branch_out = branch_in, branch_out
         self.qkv = Linear(spec.width, (self.n_heads + 2 * self.n_kv_heads) * self.head_dim)
         self.out = Linear(spec.width, spec.width)
-        self.rope = RopeCache(self.head_dim) if spec.pos == "rope" else None
+        self.rope = RopeCache(self.head_dim, spec.rope_base) if spec.pos == "rope" else None
         self.record_logits = False  # set by `activation_rms`
         self.logit_rms: float | None = None
 

@@ -80,7 +80,7 @@ class IndependentStrategy(LineSearch, BaseStrategy):
         "resweep_step": 1.0,  # log2 spacing of the stage-3 lr re-sweep
         "resweep_points": 3,  # points of the stage-3 lr re-sweep (odd, centred on the best lr)
         "max_extend": 2,  # steps a line may add beyond each edge of its range
-        "confirm_seeds": 2,  # fresh seeds for each confirmation (2-confirm and confirm)
+        "confirm_seeds": "auto",  # fresh seeds per confirmation (auto: 2, or 4 with one seed)
         "select_width": None,  # choose stage bests at this width only (None: pooled)
     }
 
@@ -112,7 +112,7 @@ class IndependentStrategy(LineSearch, BaseStrategy):
             raise ctx.fail("resweep_points", "expected an odd integer >= 1", pts)
         opts["resweep_points"] = pts
         opts["max_extend"] = int(_at_least(opts["max_extend"], "max_extend", 0, ctx, True))
-        opts["confirm_seeds"] = int(_at_least(opts["confirm_seeds"], "confirm_seeds", 1, ctx, True))
+        opts["confirm_seeds"] = cls._parse_confirm(opts["confirm_seeds"], opts["noise_sd"], ctx)
         opts["noise_sd"] = cls._parse_noise(opts["noise_sd"], opts["confirm_seeds"], ctx)
         width = opts["select_width"]
         if width is not None:
@@ -134,6 +134,17 @@ class IndependentStrategy(LineSearch, BaseStrategy):
             if not isinstance(n, str) or n == "lr" or n not in swept:
                 raise ctx.fail(f"stage2[{i}]", "expected a swept HP other than lr", n)
         return list(stage2)
+
+    @staticmethod
+    def _parse_confirm(value: Any, noise: Any, ctx: OptionContext) -> int:
+        """``auto``: 2 fresh seeds, or 4 when the sweep has one seed and the noise is
+        estimated (``noise_sd: auto``). With one sweep seed the noise comes from the
+        confirmation runs alone, (configs − 1)(seeds − 1) degrees of freedom: 2 seeds and one
+        screened HP would leave 1, and a t-test on one degree of freedom almost never adopts
+        a real gain; 4 seeds leave at least 3."""
+        if value == "auto":
+            return 4 if len(ctx.seeds) < 2 and noise == "auto" else 2
+        return int(_at_least(value, "confirm_seeds", 1, ctx, True))
 
     @staticmethod
     def _parse_noise(noise: Any, confirm_seeds: int, ctx: OptionContext) -> float | str:

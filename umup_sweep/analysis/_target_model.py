@@ -15,6 +15,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from umup_sweep.analysis._axes import untested_axis_warnings
+from umup_sweep.config import proxy_spec_from_target
 from umup_sweep.errors import UserError
 from umup_sweep.spec import MODEL_HPS, ModelSpec
 
@@ -37,19 +38,13 @@ class ResolvedTarget:
 
 
 def _resize(spec: ModelSpec, width: int | None, depth: int | None) -> ModelSpec:
-    """``spec`` at another width/depth: same head size, same query heads per kv head."""
-    if width is None and depth is None:
-        return spec
-    changes: dict[str, Any] = {"depth": depth or spec.depth}
-    if width is not None and width != spec.width:
-        group = (spec.n_heads or 1) // spec.kv_heads
-        heads = width // spec.head_dim
-        # an exact FFN size belongs to the target's width: resized, the FFN keeps its ratio
-        changes |= {"width": width, "n_heads": None, "ffn_hidden_size": None}
-        changes["ffn_ratio"] = spec.ffn_hidden / spec.width
-        if spec.n_kv_heads is not None:
-            changes["n_kv_heads"] = max(1, heads // group)
-    return dataclasses.replace(spec, **changes)
+    """``spec`` at another width/depth: same head size, same query heads per kv head, same
+    FFN ratio (the proxy-family rule, `proxy_spec_from_target` with ``head_dim: keep``)."""
+    if width is None or width == spec.width:
+        return dataclasses.replace(spec, depth=depth or spec.depth)
+    resized = proxy_spec_from_target(spec, width, depth or spec.depth, "keep", spec.seq_len)
+    keep: dict[str, Any] = {h: getattr(spec, h) for h in MODEL_HPS}
+    return dataclasses.replace(resized, parametrization=spec.parametrization, **keep)
 
 
 def resolve_target(

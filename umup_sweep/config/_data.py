@@ -35,7 +35,7 @@ from typing import Any
 from umup_sweep.config._validate import as_mapping, build_section, check_keys, convert, fail
 from umup_sweep.spec import MIN_BPE_VOCAB, DataSpec
 
-__all__ = ["DATA_KEYS", "check_target_vocab", "data_section", "data_to_dict"]
+__all__ = ["DATA_KEYS", "data_section", "data_to_dict"]
 
 DATA_KEYS = ("source", "val_fraction", "vocab_size", "tokenizer", "allow_vocab_mismatch")
 _TOKEN_SUFFIXES = (".bin", ".npy")  # as umup_sweep.data reads them (kept torch-free here)
@@ -43,7 +43,9 @@ _MAX_VOCAB = 2**32  # token ids are stored as uint32 at most
 _TOKENIZER = "a path to a local tokenizer.json or {train_bpe: VOCAB}"
 
 
-def data_section(value: Any, source: str, model_vocab: int | None = None) -> DataSpec:
+def data_section(
+    value: Any, source: str, model_vocab: int | None = None, target_vocab: int | None = None
+) -> DataSpec:
     """The validated `DataSpec` of a `data:` mapping (None: the default corpus).
 
     Args:
@@ -51,6 +53,8 @@ def data_section(value: Any, source: str, model_vocab: int | None = None) -> Dat
         source: the YAML file (or ``<inline>``): relative tokenizer paths are taken from its
             folder (the working directory for ``<inline>``) and made absolute.
         model_vocab: the model's vocab_size, checked against the tokenizer's when given.
+        target_vocab: the target's vocab_size, checked against the proxies' (`_check_target`)
+            when given.
 
     Raises:
         ConfigError: one line naming the file, the `data.*` key and what was expected.
@@ -68,6 +72,14 @@ def data_section(value: Any, source: str, model_vocab: int | None = None) -> Dat
     spec = build_section(DataSpec, mapping, source, "data")
     spec = dataclasses.replace(spec, allow_vocab_mismatch=allow)
     if raw_tokenizer is None:
+        if target_vocab is not None:
+            token_file = Path(spec.source).suffix.lower() in _TOKEN_SUFFIXES
+            vocab, what = (
+                (spec.vocab_size, f"the token file's data.vocab_size {spec.vocab_size}")
+                if token_file
+                else (256, "byte-level text")
+            )
+            _check_target(vocab, what, target_vocab, allow, source)
         return spec
     if spec.vocab_size is not None:
         raise fail(
@@ -84,11 +96,15 @@ def data_section(value: Any, source: str, model_vocab: int | None = None) -> Dat
     if isinstance(raw_tokenizer, dict):
         vocab = _train_bpe(raw_tokenizer, source)
         spec = dataclasses.replace(spec, train_bpe=vocab)
+        what = f"a BPE of {vocab}"
     else:
         path, vocab = _tokenizer_file(raw_tokenizer, source)
         spec = dataclasses.replace(spec, tokenizer=path)
+        what = f"the tokenizer {path}"
     if model_vocab is not None:
         _check_vocab(vocab, model_vocab, allow, source)
+    if target_vocab is not None:
+        _check_target(vocab, what, target_vocab, allow, source)
     return spec
 
 
@@ -178,31 +194,22 @@ def _check_vocab(tokenizer_vocab: int, model_vocab: int, allow: bool, source: st
         )
 
 
-def _data_vocab(spec: DataSpec, source: str) -> tuple[int | None, str]:
-    """The vocabulary the proxies' tokens come from, and what it is, in words."""
-    if spec.train_bpe is not None:
-        return spec.train_bpe, f"a BPE of {spec.train_bpe}"
-    if spec.tokenizer is not None:
-        return _tokenizer_file(spec.tokenizer, source)[1], f"the tokenizer {spec.tokenizer}"
-    if Path(spec.source).suffix.lower() in _TOKEN_SUFFIXES:
-        return spec.vocab_size, f"the token file's data.vocab_size {spec.vocab_size}"
-    return 256, "byte-level text"
-
-
-def check_target_vocab(spec: DataSpec, target_vocab: int, source: str) -> None:
-    """The proxies' vocabulary must equal the target's (a different vocabulary changes what
-    the embedding and readout learn) unless ``data.allow_vocab_mismatch: true``.
+def _check_target(
+    vocab: int | None, what: str, target_vocab: int, allow: bool, source: str
+) -> None:
+    """The proxies' vocabulary (``vocab``, ``what`` it is in words) must equal the target's
+    (a different vocabulary changes what the embedding and readout learn) unless
+    ``data.allow_vocab_mismatch: true``.
 
     Example:
-        >>> check_target_vocab(DataSpec(train_bpe=32000), 32000, "s.yaml")
+        >>> _check_target(32000, "a BPE of 32000", 32000, False, "s.yaml")
         >>> try:
-        ...     check_target_vocab(DataSpec(), 32000, "s.yaml")
+        ...     data_section(None, "s.yaml", target_vocab=32000)
         ... except Exception as err:
         ...     print(str(err)[:86])
         s.yaml: data.tokenizer: the proxies' vocabulary (256, byte-level text) differs from th
     """
-    vocab, what = _data_vocab(spec, source)
-    if vocab is None or vocab == target_vocab or spec.allow_vocab_mismatch:
+    if vocab is None or vocab == target_vocab or allow:
         return
     raise fail(
         source,

@@ -53,7 +53,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from umup_sweep.config._data import check_target_vocab, data_section
+from umup_sweep.config._data import data_section
 from umup_sweep.config._options import OptionContext, strategy_class, strategy_options
 from umup_sweep.config._proxy import sweep_family
 from umup_sweep.config._sections import (
@@ -203,9 +203,8 @@ def _sweep_from_mapping(
     defaults = sweep_defaults(data, family.base, source)
     sp_multipliers(data, family.base.parametrization, spaces, source)
     train, precisions = sweep_train(data, source, family.base.vocab_size)
-    data_spec = data_section(data.get("data"), source, family.base.vocab_size)
-    if target is not None:
-        check_target_vocab(data_spec, target.model.vocab_size, source)
+    target_vocab = target.model.vocab_size if target is not None else None
+    data_spec = data_section(data.get("data"), source, family.base.vocab_size, target_vocab)
     metric = sweep_metric(data, source)
     execution = build_section(ExecutionSpec, data.get("execution"), source, "execution")
     storage = sweep_storage(data.get("storage"), source)

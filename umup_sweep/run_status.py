@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from umup_sweep.store import RunStore, lock_holder
+from umup_sweep.store import Growth, RunStore, lock_holder
 
 
 def summarize_store(store: RunStore) -> dict[str, Any]:
@@ -46,6 +46,7 @@ class RunStatus:
         driver_pid: the process running the sweep now, or None.
         total_estimate: the strategy's estimate of the sweep's size, or None when the
             sweep's strategy cannot be rebuilt.
+        growth: how the sweep last grew or shrank, with trials reused and new; None if never.
     """
 
     run_dir: Path
@@ -55,6 +56,7 @@ class RunStatus:
     best: dict[str, Any] | None
     driver_pid: int | None
     total_estimate: int | None
+    growth: Growth | None = None
 
 
 def run_status(store: RunStore) -> RunStatus:
@@ -68,6 +70,7 @@ def run_status(store: RunStore) -> RunStatus:
         best=stats["best"],
         driver_pid=lock_holder(store.run_dir),
         total_estimate=_total_estimate(store),
+        growth=store.growth(),
     )
 
 

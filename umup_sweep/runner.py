@@ -47,7 +47,7 @@ from umup_sweep.execute import BaseExecutor, TrialFn, make_executor
 from umup_sweep.run_status import summarize_store
 from umup_sweep.search._base import BaseStrategy
 from umup_sweep.spec import TrialResult, TrialSpec
-from umup_sweep.store import RunStore
+from umup_sweep.store import Growth, RunStore
 
 UNUSED_GPUS_WARNING = (
     "warning: execution.gpus_per_trial > 0 but train.device is cpu: the trials will "
@@ -70,6 +70,8 @@ class RunSummary:
         outputs: files and folders the run directory holds now.
         analysis_error: why the post-sweep analysis did not run, if it did not.
         interrupted: stopped by Ctrl-C before the sweep completed.
+        growth: when the sweep grew (or shrank) since trials were first stored: what changed,
+            trials reused from before and run since (`RunStore.growth()`); else None.
     """
 
     run_dir: Path
@@ -83,6 +85,7 @@ class RunSummary:
     outputs: list[Path] = field(default_factory=list)
     analysis_error: str | None = None
     interrupted: bool = False
+    growth: Growth | None = None
 
 
 @dataclass(frozen=True)
@@ -164,8 +167,13 @@ def run_sweep(
             the trial committed since the last one) and with each `SweepNotice`; None:
             nothing is reported (the driver itself never prints).
 
+    A sweep that grew since its run directory was written (more seeds, widths, HP values...)
+    reuses every stored trial it still holds and runs only the new ones; see
+    `RunStore.open` for what may change.
+
     Raises:
-        StoreError: the run directory is locked, holds a different sweep, or is damaged.
+        StoreError: the run directory is locked, holds a sweep this one changes other than by
+            growing, or is damaged.
         SweepInterrupted: on Ctrl-C, after committing what finished (carries the summary).
     """
     start = time.monotonic()
@@ -331,6 +339,7 @@ class _Loop:
             outputs=sorted(p for p in run_dir.iterdir() if not p.name.startswith(".")),
             analysis_error=analysis_error,
             interrupted=interrupted,
+            growth=self.store.growth(),
         )
 
 

@@ -196,6 +196,9 @@ class TrainSpec:
     device: str = "cpu"  # cpu | cuda | cuda:N | auto (resolved before the trial starts)
     precision: Literal["fp32", "bf16", "fp8_sim"] = "fp32"
     compile: bool = False  # torch.compile the model (worth it for long GPU trials)
+    # The decay per step is lr × weight_decay (a sweep's `weight_decay: {coupled: lr}`), not
+    # weight_decay itself; part of `trial_key` only when True.
+    weight_decay_coupled: bool = False
 
 
 @dataclass(frozen=True)
@@ -244,7 +247,11 @@ class TrialSpec:
                 del data[name]
         payload = {
             "model": model,
-            "train": {k: v for k, v in _plain(self.train).items() if k != "threads"},
+            "train": {
+                k: v
+                for k, v in _plain(self.train).items()
+                if k != "threads" and (k != "weight_decay_coupled" or v)
+            },
             "data": data,
             "data_fingerprint": self.data_fingerprint,
             "seed": self.seed,

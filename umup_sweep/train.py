@@ -95,10 +95,11 @@ def make_trial_optimizer(model: torch.nn.Module, train: TrainSpec) -> torch.opti
         >>> make_trial_optimizer(model, TrainSpec(lr=0.01)).param_groups[0]["lr"]
         0.01
     """
+    coupled = train.weight_decay_coupled  # the decay per step is lr × weight_decay
     return make_optimizer(
         model,
         lr=train.lr,
-        weight_decay=train.weight_decay,
+        weight_decay=train.weight_decay * train.lr if coupled else train.weight_decay,
         optimizer=train.optimizer,
         betas=(train.beta1, train.beta2),
         eps=train.eps,

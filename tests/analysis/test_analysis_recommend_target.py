@@ -45,8 +45,9 @@ def test_target_file_gives_its_shapes_and_u_mup_per_tensor_lrs(run) -> None:
     )
     lr = rec.hyperparameters["lr"]
     # the plan's weight decay (the sweep did not tune it), said in a warning
-    assert rec.hyperparameters["weight_decay"] == 0.1
-    assert any("weight_decay 0.1 is the target plan's" in w for w in rec.warnings)
+    # (Llama-2's AdamW λ 0.1 at lr 3e-4: 3e-5 of every weight a step)
+    assert rec.hyperparameters["weight_decay"] == pytest.approx(3e-5, rel=1e-12)
+    assert any("weight_decay 3e-05 is the target plan's" in w for w in rec.warnings)
     # u-μP's Adam rules (arXiv 2407.17465 Table 3) for these shapes, written out: hidden
     # weights lr·fan_in^-½·depth^-½, embedding lr·width^-½, readout lr
     depth_scale = 1 / math.sqrt(32)
@@ -63,7 +64,7 @@ def test_target_file_gives_its_shapes_and_u_mup_per_tensor_lrs(run) -> None:
     assert set(groups) == set(expected)
     for name, want in expected.items():
         assert groups[name]["lr"] == pytest.approx(want, rel=1e-12), name
-        assert groups[name]["lr"] * groups[name]["weight_decay"] == pytest.approx(0.1)
+        assert groups[name]["lr"] * groups[name]["weight_decay"] == pytest.approx(3e-5)
     # GQA shapes: q (32 heads) + k, v (8 heads each) of 128
     assert groups["blocks.*.attn.qkv.weight"]["shape"] == [(32 + 2 * 8) * 128, 4096]
     assert groups["blocks.*.attn.qkv.weight"]["tensors"] == 32
@@ -100,7 +101,8 @@ def test_config_json_and_yaml_give_the_same_recommendation(run, tmp_path) -> Non
     ]
     # the config.json has no training plan: no weight decay from it, and one warning says so
     # instead of the plan's axes
-    assert (a.hyperparameters["weight_decay"], b.hyperparameters["weight_decay"]) == (0.1, 0.0)
+    assert a.hyperparameters["weight_decay"] == pytest.approx(3e-5)
+    assert b.hyperparameters["weight_decay"] == 0.0
     assert any(w.startswith("training plan: the target's tokens") for w in b.warnings)
 
 

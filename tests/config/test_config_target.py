@@ -37,7 +37,11 @@ def test_the_example_target_file_gives_exact_shapes_and_plan() -> None:
         1e4,
     )
     assert m.parametrization == "umup"
-    assert t.plan == TrainingPlan(tokens=10**12, batch_size=1024, weight_decay=0.1, seq_len=4096)
+    # Llama-2's AdamW λ 0.1 at lr 3e-4: 3e-5 of every weight a step (independent decay)
+    assert t.plan == TrainingPlan(
+        tokens=10**12, batch_size=1024, weight_decay=t.plan.weight_decay, seq_len=4096
+    )
+    assert t.plan.weight_decay == pytest.approx(3e-5, rel=1e-12)
     assert (t.name, t.fmt, t.source) == (
         "llama2_7b_gqa",
         "umup-sweep",
@@ -108,7 +112,18 @@ def test_tokens_forms(tokens: object, expected: int) -> None:
         ({"tokens": "lots"}, "tokens", "expected a positive whole number"),
         ({"tokens": 0.5}, "tokens", "expected a positive whole number"),
         ({"batch_size": 0}, "batch_size", "expected > 0"),
-        ({"weight_decay": -0.1}, "weight_decay", "expected >= 0"),
+        ({"weight_decay": -0.1}, "weight_decay", "expected u-μP's independent weight decay"),
+        # torch's λ where the per-step decay belongs: 10% of every weight a step
+        ({"weight_decay": 0.1}, "weight_decay", "fraction removed per step, in [0, 0.01]"),
+        ({"adamw_weight_decay": 0.1}, "adamw_lr", "expected with adamw_weight_decay"),
+        ({"adamw_lr": 3e-4}, "adamw_weight_decay", "expected with adamw_lr"),
+        ({"adamw_weight_decay": 0.1, "adamw_lr": 0}, "adamw_lr", "expected > 0"),
+        ({"adamw_weight_decay": -1, "adamw_lr": 1e-3}, "adamw_weight_decay", "expected >= 0"),
+        (
+            {"weight_decay": 1e-4, "adamw_lr": 1e-3},
+            "adamw_lr",
+            "give weight_decay or adamw_weight_decay with adamw_lr, not both",
+        ),
         ({"name": ""}, "name", "expected a non-empty string"),
     ],
 )
@@ -144,7 +159,7 @@ def test_a_missing_file_and_a_non_mapping_document(tmp_path: Path) -> None:
 
 def test_target_to_dict_round_trips() -> None:
     ratio = {k: v for k, v in GOOD.items() if k != "ffn_hidden"} | {"ffn_ratio": 8 / 3}
-    for data in (GOOD, GOOD | {"tokens": "2T", "weight_decay": 0.1}, ratio):
+    for data in (GOOD, GOOD | {"tokens": "2T", "weight_decay": 1e-4}, ratio):
         t = load_target(data)
         again = load_target(target_to_dict(t))
         assert again == t and again.model.ffn_hidden == t.model.ffn_hidden

@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from umup_sweep.analysis._compare import COMPARE_FILE, Comparison
+from umup_sweep.analysis._conditional import conditional_records
 from umup_sweep.analysis._plots import transfer_figure
 from umup_sweep.analysis._points import json_ready
 from umup_sweep.analysis._precision import PrecisionReport, compare_precisions
@@ -63,6 +64,8 @@ class TransferReport:
     precisions: list[str] = field(default_factory=lambda: [DEFAULT_PRECISION])
     precision: PrecisionReport | None = None
     search: dict[str, Any] | None = None  # what an independent search decided, per precision
+    # lr optimum per value of each other HP swept with it, per result key (`_conditional`)
+    conditional: dict[str, Any] | None = None
 
     def get(
         self, hp: str, parametrization: str, precision: str = DEFAULT_PRECISION
@@ -71,10 +74,12 @@ class TransferReport:
         return self.results.get(hp, {}).get(result_key(parametrization, precision))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (NaN written as null; no `search` key unless the run had one)."""
+        """JSON-ready dict (NaN written as null; no `search` or `conditional` key unless the
+        run had one)."""
         out = json_ready(asdict(self))
-        if out.get("search") is None:
-            out.pop("search", None)
+        for key in ("search", "conditional"):  # only for runs that have them
+            if out.get(key) is None:
+                out.pop(key, None)
         return out
 
     def write(self, path: str | Path | None = None) -> Path:
@@ -98,7 +103,7 @@ class TransferReport:
                         "hp": hp,
                         "parametrization": param,
                         "precision": res.precision,
-                        "proxies": ", ".join(f"{p.width}x{p.depth}" for p in res.per_proxy),
+                        "proxies": ", ".join(p.name for p in res.per_proxy),
                         "optima_log2": ", ".join(_fmt(p.fit_optimum_log2) for p in res.per_proxy),
                         "drift": drift or "-",
                         "verdict": res.verdict,
@@ -162,6 +167,9 @@ def analyze_run(
         precisions=precision.precisions,
         precision=precision,
         search=search_record(run.spec, run.trials, run.data_fingerprint),
+        conditional=conditional_records(
+            run.trials, run.swept, run.metric, tol, run.spec.strategy if run.spec else "grid"
+        ),
     )
     if write:
         report.write()

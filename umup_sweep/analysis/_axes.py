@@ -54,7 +54,9 @@ def untested_axis_warnings(
         train: the sweep's ``train`` section (``steps``, ``batch_size``; defaults 300 / 16).
         target: the target model.
         plan: the target's training plan (``tokens``, ``batch_size`` in sequences), or None.
-        measured: axes with a measured transfer (e.g. ``{"width"}``).
+        measured: axes with a measured transfer (e.g. ``{"width"}``; ``tokens`` and ``batch``
+            (or ``batch_size``) for a sweep with train axes: those warnings are then left
+            out, `recommend` carries the HP along them instead).
         curvature: the lr curvature at the source proxy (loss per log2²), for the cost.
     """
     cost = _cost(curvature)
@@ -74,7 +76,7 @@ def untested_axis_warnings(
     proxy_tokens = steps * batch * proxy.seq_len
     tokens = getattr(plan, "tokens", None)
     plan_batch = getattr(plan, "batch_size", None)
-    if tokens is None and plan_batch is None:
+    if tokens is None and plan_batch is None and not {"tokens", "batch", "batch_size"} & measured:
         out.append(
             f"training plan: the target's tokens and batch size are not given (proxies train "
             f"{proxy_tokens:,} tokens at batch {batch}); the optimal lr moves with both and "
@@ -87,7 +89,7 @@ def untested_axis_warnings(
             f"({_ratio(proxy_tokens, tokens)}); the optimal lr usually falls as training "
             f"lengthens and this transfer was not measured; {cost}"
         )
-    if plan_batch is not None and plan_batch != batch and "batch_size" not in measured:
+    if plan_batch is not None and plan_batch != batch and not {"batch", "batch_size"} & measured:
         out.append(
             f"batch size: proxies {batch} sequences ({batch * proxy.seq_len:,} tokens), target "
             f"{int(plan_batch)} ({int(plan_batch) * target.seq_len:,} tokens); the optimal lr "

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from umup_sweep.analysis._interval import CarryInterval, carry_interval
 from umup_sweep.analysis._points import Z
+from umup_sweep.analysis._proxy_axes import MORE_ALONG, proxy_label
 
 if TYPE_CHECKING:
     from umup_sweep.analysis._transfer import HPTransfer
@@ -93,7 +94,7 @@ def carry_to_target(
     ci = carry_interval(hp, value, source_se, drift, src, target)
     shift = math.log2(ci.value / value)
     ev |= {"extrapolated": shift != 0.0, "shift_log2": shift, "interval": ci.to_dict()}
-    at = f"{src['width']}x{src['depth']}"
+    at = proxy_label(src["width"], src["depth"], src.get("tokens"), src.get("batch"))
     move = (
         f"{shift:+.2f} log2 from {value:.4g} at {at} to {ci.value:.4g} [{ci.lo:.3g}, {ci.hi:.3g}]"
     )
@@ -111,7 +112,8 @@ def carry_to_target(
     elif line.verdict != "transfers" and ci.doublings:
         warnings.append(
             f"{hp}: verdict '{line.verdict}' ({line.reason}); moved along the fitted drift by "
-            f"{move}: the interval carries the doubt; add seeds or widths to decide"
+            f"{move}: the interval carries the doubt; add seeds or "
+            f"{' or '.join(MORE_ALONG.get(a, a) for a in ci.doublings)} to decide"
         )
     advice = ci.advice()
     if advice:

@@ -41,9 +41,10 @@ def edge_records(optima: Iterable[ProxyOptimum]) -> list[dict[str, Any]]:
         beyond = [round(edge + (-k if lower else k) * step, 6) for k in (1, 2)]
         out.append(
             {
-                "proxy": f"{p.width}x{p.depth}",
+                "proxy": p.name,
                 "width": p.width,
                 "depth": p.depth,
+                **{a: v for a, v in p.coords.items() if a in ("tokens", "batch")},
                 "side": "lower" if lower else "upper",
                 "value": p.grid_optimum,
                 "log2": edge,

@@ -2,7 +2,8 @@
 
 The proxy value sits at the source proxy (the widest one, always inside the width regime).
 It moves along the fitted drift line to the target: ``log2 v_t = log2 v_s + Σ_a s_a·n_a`` with
-``n_a = log2(target_a / source_a)`` doublings along each axis ``a`` (width, depth) and ``s_a``
+``n_a = log2(target_a / source_a)`` doublings along each axis ``a`` (width, depth; training
+tokens and batch size for a sweep with train axes, where ``s_tokens = −β``) and ``s_a``
 the drift per doubling. Its standard error adds the two sources of doubt in quadrature,
 
     se_t² = se_s² + Σ_a (n_a · se(s_a))²,
@@ -88,6 +89,10 @@ class CarryInterval:
             how = f"add seeds (or points near the optimum) at width {width}"
         elif worst == "width":
             how = f"add width {2 * width} (a wider proxy shortens the carry and pins the drift)"
+        elif worst == "tokens":
+            how = "add a longer horizon (train.steps or train.tokens ×2) to pin β"
+        elif worst == "batch":
+            how = "add a larger batch size to the batch-size list to pin its drift"
         else:
             how = f"add depth {2 * self.source.get('depth', 1)} to pin the depth drift"
         return (
@@ -152,5 +157,5 @@ def carry_interval(
         source_se=source_se,
         doublings=doublings,
         drift={a: drift[a] for a in doublings},
-        source={k: int(v) for k, v in source.items() if k in ("width", "depth")},
+        source={k: int(v) for k, v in source.items() if k in ("width", "depth", "tokens", "batch")},
     )

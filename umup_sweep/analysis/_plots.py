@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter
 
+from umup_sweep.analysis._proxy_axes import axis_words, short_count
 from umup_sweep.analysis._report_hp import carry_short, edges_text
 from umup_sweep.analysis._transfer import HPTransfer, ProxyOptimum
 
@@ -41,7 +42,16 @@ def _pow2(v: float, _pos: object = None) -> str:
     return f"$2^{{{k_str}}}$"
 
 
+def _axis_value(axis: str, value: int) -> str:
+    """``614k tokens``, ``batch 16``, ``width 64``: one coordinate of a proxy, for legends."""
+    if axis == "tokens":
+        return f"{short_count(value)} tokens"
+    return f"{axis} {value}"
+
+
 def _proxy_label(p: ProxyOptimum, axes: list[str]) -> str:
+    if "tokens" in axes or "batch" in axes:
+        return ", ".join(_axis_value(a, p.coords[a]) for a in axes)
     if axes == ["depth"]:
         return f"depth {p.depth}"
     if axes == ["width"] or not axes:
@@ -128,7 +138,7 @@ def _reference_optimum(base: HPTransfer | None) -> float | None:
     fitted = [p for p in base.per_proxy if p.fit_optimum_log2 is not None] if base else []
     if not fitted:
         return None
-    return max(fitted, key=lambda p: (p.width, p.depth)).fit_optimum_log2
+    return max(fitted, key=lambda p: p.key).fit_optimum_log2
 
 
 def _curves_legend(ax: Axes, base: HPTransfer | None, base_opt: float | None) -> None:
@@ -181,7 +191,7 @@ def _curves_panel(
 def _optima(res: HPTransfer, axis: str, ref: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per proxy with an optimum: log2 doublings along ``axis``, fitted optimum, its se."""
     pts = [p for p in res.per_proxy if p.fit_optimum_log2 is not None]
-    u = np.array([math.log2(getattr(p, axis) / ref) for p in pts])
+    u = np.array([math.log2(p.coords[axis] / ref) for p in pts])
     y = np.array([p.fit_optimum_log2 for p in pts], dtype=float)
     err = np.array([p.fit_optimum_se if p.fit_optimum_se is not None else 0.0 for p in pts])
     return u, y, err
@@ -225,11 +235,11 @@ def _drift_panel(ax: Axes, res: HPTransfer, base: HPTransfer | None = None) -> N
             alpha=0.15,
             label=f"±{res.tolerance:g} per doubling (transfers)",
         )
-    ticks = sorted({(float(v), getattr(p, axis)) for v, p in zip(u, pts, strict=True)})
+    ticks = sorted({(float(v), p.coords[axis]) for v, p in zip(u, pts, strict=True)})
     ax.set_xticks([t for t, _ in ticks])
-    ax.set_xticklabels([str(label) for _, label in ticks])
+    ax.set_xticklabels([short_count(v) if axis == "tokens" else str(v) for _, v in ticks])
     ax.yaxis.set_major_formatter(FuncFormatter(_pow2))
-    ax.set_xlabel(f"{axis} (log2 axis)")
+    ax.set_xlabel(f"{axis_words(axis)} (log2 axis)")
     ax.set_ylabel(f"best {res.hp}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)

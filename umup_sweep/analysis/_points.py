@@ -143,3 +143,15 @@ def json_ready(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return json_ready(obj.item())
     return obj
+
+
+def positive_rows(df: pd.DataFrame, hp: str) -> tuple[pd.DataFrame, list[str]]:
+    """The trials whose ``hp`` is > 0 (the analysis works in log2 of the HP; a weight decay of
+    0 is a reference point, not a point of the curve), and a note when some were left out."""
+    zero = df[hp] <= 0
+    if not zero.any():
+        return df, []
+    return df[~zero], [
+        f"{hp} = 0 ({int(zero.sum())} trials) is left out of the log2 fit of {hp}; "
+        "the per-value lr optima (`conditional`) still use it"
+    ]

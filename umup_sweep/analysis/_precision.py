@@ -225,7 +225,7 @@ def _proxy_lines(
     ref_df: pd.DataFrame,
     low_df: pd.DataFrame,
     ref_opt: ProxyOptimum,
-    low_fixed: dict[tuple[int, int], dict[str, float]],
+    low_fixed: dict[tuple[int, ...], dict[str, float]],
     hp: str,
     metric: str,
     notes: list[str],
@@ -233,11 +233,16 @@ def _proxy_lines(
     """Both precisions' lines at one proxy, on the reference's slice of the other HPs (the low
     precision's own slice, with a note, when it did not sweep the reference's)."""
     w, d = ref_opt.width, ref_opt.depth
+    if ref_opt.tokens is not None:  # train axes: both frames at this proxy's tokens and batch
+        ref_df, low_df = (
+            f[(f["train_tokens"] == ref_opt.tokens) & (f["batch_size"] == ref_opt.batch)]
+            for f in (ref_df, low_df)
+        )
     ref_line = proxy_line(ref_df, w, d, hp, ref_opt.fixed, metric)
     fixed = ref_opt.fixed
     low_line = proxy_line(low_df, w, d, hp, fixed, metric)
-    if low_line is None and (w, d) in low_fixed:
-        fixed = low_fixed[(w, d)]
+    if low_line is None and ref_opt.key in low_fixed:
+        fixed = low_fixed[ref_opt.key]
         low_line = proxy_line(low_df, w, d, hp, fixed, metric)
         if low_line is not None:
             precision = str(low_df["precision"].iloc[0])
@@ -315,7 +320,7 @@ def compare_hp(
     rng = np.random.default_rng(seed)
     notes: list[str] = []
     per_proxy: list[PrecisionProxy] = []
-    low_fixed = {(p.width, p.depth): p.fixed for p in (low_res.per_proxy if low_res else [])}
+    low_fixed = {p.key: p.fixed for p in (low_res.per_proxy if low_res else [])}
     for ref_opt in ref_res.per_proxy:
         w, d = ref_opt.width, ref_opt.depth
         ref_line, low_line, fixed = _proxy_lines(

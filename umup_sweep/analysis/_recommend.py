@@ -16,7 +16,6 @@ so they are exactly what training the target would use.
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,12 +25,23 @@ import yaml
 
 from umup_sweep.analysis._analyze import TransferReport, analyze_run
 from umup_sweep.analysis._carry import carry_to_target, drift_line
+from umup_sweep.analysis._param_groups import param_groups
 from umup_sweep.analysis._precision import PrecisionReport
+from umup_sweep.analysis._proxy_axes import AXES, key_coords, proxy_columns
 from umup_sweep.analysis._run import RunData, load_run, precision_rank
 from umup_sweep.analysis._target_model import (
+    ResolvedTarget,
+    couple_weight_decay,
     plan_weight_decay,
     resolve_target,
     scope_warnings,
+)
+from umup_sweep.analysis._train_carry import (
+    TRAIN_AXES,
+    axes_record,
+    axes_sentence,
+    extrapolation_warnings,
+    target_train_coords,
 )
 from umup_sweep.analysis._transfer import HPTransfer, result_key
 from umup_sweep.errors import UserError
@@ -41,6 +51,8 @@ from umup_sweep.store import RECOMMENDED_FILE
 if TYPE_CHECKING:
     from umup_sweep.config import TargetSpec
 
+# A carry along a train axis further than this many times the measured span is a warning.
+MAX_SPAN_MULTIPLE = 2.0
 TRAIN_KEYS_TO_CARRY = (
     "optimizer",
     "beta1",
@@ -120,17 +132,18 @@ _Dumper.add_representer(list, _list_presenter)
 def best_config(trials: pd.DataFrame, metric: str) -> tuple[dict[str, float], dict[str, Any]]:
     """The best HP config at the largest proxy.
 
-    Among configs (same HP values) run at the largest (width, depth) with no diverged seed,
-    prefer the most seeds attempted (confirmed configs), then the lowest seed-mean metric.
+    Among configs (same HP values) run at the largest (width, depth) — with train axes also
+    the longest horizon, then the largest batch — with no diverged seed, prefer the most
+    seeds attempted (confirmed configs), then the lowest seed-mean metric.
 
     Returns:
-        (HP values, where it came from: width, depth, seeds, mean metric, stage).
+        (HP values, where it came from: width, depth (with train axes: steps, batch and
+        tokens), seeds, mean metric, stage).
     """
-    proxies = sorted(
-        {(int(w), int(d)) for w, d in zip(trials["width"], trials["depth"], strict=True)}
-    )
-    for width, depth in reversed(proxies):
-        sub = trials[(trials["width"] == width) & (trials["depth"] == depth)]
+    cols = proxy_columns(trials)
+    proxies = sorted({tuple(int(v) for v in row) for row in trials[cols].itertuples(index=False)})
+    for proxy in reversed(proxies):
+        sub = trials[(trials[cols] == list(proxy)).all(axis=1)]
         scored = []
         for values, g in sub.groupby(list(HP_NAMES), sort=False):
             ok = g[(g["status"] == "ok") & g[metric].notna()]
@@ -142,62 +155,16 @@ def best_config(trials: pd.DataFrame, metric: str) -> tuple[dict[str, float], di
             continue
         _, mean, values, g, n_ok = min(scored, key=lambda t: (t[0], t[1]))
         hps = {h: float(v) for h, v in zip(HP_NAMES, values, strict=True)}
-        source = {
-            "width": width,
-            "depth": depth,
+        source: dict[str, Any] = key_coords(proxy)
+        if len(proxy) > 2:
+            source["steps"] = int(sub["train_steps"].iloc[0])
+        source |= {
             "seeds": n_ok,
             metric: mean,
             "stage": sorted({str(s) for s in g["stage"]}),
         }
         return hps, source
     raise UserError("no successful trial in the run: nothing to recommend (all diverged/failed)")
-
-
-def _group_name(name: str) -> str:
-    """Collapse layer indices: `blocks.3.attn.qkv.weight` → `blocks.*.attn.qkv.weight`.
-
-    Example:
-        >>> _group_name("blocks.3.attn.qkv.weight")
-        'blocks.*.attn.qkv.weight'
-    """
-    return re.sub(r"\.\d+(?=\.|$)", ".*", name)
-
-
-def _param_groups(spec: ModelSpec, lr: float, weight_decay: float) -> list[dict[str, Any]]:
-    """Effective learning rate and weight decay per parameter group of the target model.
-
-    The per-tensor values are `lr_table`'s (the project's optimizer on the target built on the
-    meta device); tensors that differ only by layer index and share lr and weight decay are
-    one group, listed in the optimizer's group order.
-
-    Example:
-        >>> groups = _param_groups(ModelSpec(width=64, depth=2, head_dim=16), 0.5, 0.0)
-        >>> groups[0]["params"], groups[0]["lr"], groups[0]["tensors"]
-        ('embedding.weight', 0.0625, 1)
-    """
-    from umup_sweep.models import lr_table
-
-    rows = lr_table(spec, lr=lr, weight_decay=weight_decay)
-    merged: dict[tuple[str, float, float], dict[str, Any]] = {}
-    first: dict[tuple[float, float], int] = {}  # optimizer group order: first appearance
-    for row in rows:
-        pattern, g_lr, g_wd = _group_name(row["name"]), row["lr"], row["weight_decay"]
-        first.setdefault((g_lr, g_wd), len(first))
-        entry = merged.setdefault(
-            (pattern, g_lr, g_wd),
-            {
-                "params": pattern,
-                "role": row["role"],
-                "shape": list(row["shape"]),
-                "depth_scale": row["depth"],
-                "tensors": 0,
-                "lr": g_lr,
-                "weight_decay": g_wd,
-                "decay_per_step": g_lr * g_wd,
-            },
-        )
-        entry["tensors"] += 1
-    return sorted(merged.values(), key=lambda e: first[(e["lr"], e["weight_decay"])])
 
 
 def _paste_block(spec: ModelSpec, hps: dict[str, float], train: dict[str, Any]) -> str:
@@ -242,16 +209,17 @@ def _carry_value(
         ev["verdict"] = "not analysed"
         return value, ev
     ev |= _transfer_evidence(res)
-    src_opt = next(
-        (p for p in res.per_proxy if (p.width, p.depth) == (src["width"], src["depth"])), None
-    )
+    src_opt = next((p for p in res.per_proxy if p.coords == _src_coords(src)), None)
     if src_opt is not None and src_opt.at_edge:
         warnings.append(
-            f"{hp}: the best value at {src['width']}x{src['depth']} is at the edge of the "
+            f"{hp}: the best value at {src_opt.name} is at the edge of the "
             "swept range; the true optimum may lie beyond it: extend the grid"
         )
-    if not res.drift:
-        warnings.append(f"{hp}: transfer not tested ({res.reason}); using the proxy value as is")
+    ev["axes"] = axes_record(res, src, target)
+    warnings += extrapolation_warnings(hp, ev["axes"], MAX_SPAN_MULTIPLE)
+    if not res.drift or value <= 0:
+        why = res.reason if not res.drift else f"its value is {value:g}, which no drift moves"
+        warnings.append(f"{hp}: transfer not tested ({why}); using the proxy value as is")
         return value, ev
     line = drift_line(hp, res, ev, warnings)
     se = None if src_opt is None else (src_opt.fit_optimum_se or src_opt.seed_spread)
@@ -259,7 +227,7 @@ def _carry_value(
         anchor = (
             src_opt.fit_optimum_log2
             if ev.get("regime", {}).get("used")
-            else res.optimum_log2_at(src["width"], src["depth"])
+            else res.optimum_log2_at(**_src_coords(src))
         )
         if anchor is not None:
             ev["grid_value"] = value
@@ -284,7 +252,7 @@ def _transfer_evidence(res: HPTransfer) -> dict[str, Any]:
         "drift": {a: {"slope": d.slope, "se": d.se} for a, d in res.drift.items()},
         "fit_centre_log2": res.centre_log2,
         "fit_reference": dict(res.reference),
-        "proxies": [f"{p.width}x{p.depth}" for p in res.per_proxy],
+        "proxies": [p.name for p in res.per_proxy],
         "optima_log2": [p.fit_optimum_log2 for p in res.per_proxy],
         "tolerance": res.tolerance,
     }
@@ -366,7 +334,7 @@ def recommend(
     hps, src = best_config(trials, run.metric)
     src["precision"] = precision
     resolved = resolve_target(run, param, hps, width, depth, target)
-    size = {"width": resolved.spec.width, "depth": resolved.spec.depth}
+    size = _target_size(run, report, param, precision, resolved, warnings)
     evidence: dict[str, Any] = {}
     checks: list[str] = []
     for hp in run.swept:
@@ -378,15 +346,16 @@ def recommend(
             checks += _precision_evidence(
                 hp, hps[hp], param, precision, report.precision, evidence[hp], warnings
             )
+    warnings += couple_weight_decay(run, hps, evidence)
     wd_note = plan_weight_decay(resolved, hps, run.swept)
     warnings += [wd_note] if wd_note else []
     lr_res = report.results.get("lr", {}).get(result_key(param, precision))
     warnings += scope_warnings(
-        run, report, param, resolved, warnings, _source_curvature(lr_res, src)
+        run, report, param, resolved, warnings, _source_curvature(lr_res, src), src
     )
     spec = _with_hps(resolved.spec, hps)
     try:
-        groups = _param_groups(spec, hps["lr"], hps["weight_decay"])
+        groups = param_groups(spec, hps["lr"], hps["weight_decay"])
     except ImportError as exc:
         groups = []
         warnings.append(f"per-group learning rates unavailable ({exc})")
@@ -403,6 +372,7 @@ def recommend(
             "precision": precision,
             "precision_checks": checks,
             "hps": evidence,
+            "axes": {h: axes_sentence(e["axes"]) for h, e in evidence.items() if "axes" in e},
         },
         intervals={h: e["interval"] for h, e in evidence.items() if "interval" in e},
         warnings=warnings,
@@ -447,9 +417,37 @@ def _source_curvature(res: HPTransfer | None, src: dict[str, Any]) -> float | No
     if res is None or not res.curvature:
         return None
     for p, b in zip(res.per_proxy, res.curvature, strict=False):
-        if (p.width, p.depth) == (src["width"], src["depth"]):
+        if p.coords == _src_coords(src):
             return float(b)
     return float(res.curvature[-1])
+
+
+def _src_coords(src: dict[str, Any]) -> dict[str, int]:
+    """The source proxy's coordinates (width, depth; tokens and batch on the train axes)."""
+    return {a: int(src[a]) for a in AXES if a in src}
+
+
+def _target_size(
+    run: RunData,
+    report: TransferReport,
+    param: str,
+    precision: str,
+    resolved: ResolvedTarget,
+    warnings: list[str],
+) -> dict[str, int]:
+    """The target's coordinates: width, depth, and its plan's tokens and batch size along the
+    train axes some swept HP's drift was fitted on (a warning for each the plan lacks)."""
+    size = {"width": resolved.spec.width, "depth": resolved.spec.depth}
+    measured = set()
+    for hp in run.swept:
+        res = report.results.get(hp, {}).get(result_key(param, precision))
+        measured |= set(res.drift) if res is not None else set()
+    proxy_seq = run.base.seq_len if run.base is not None else resolved.spec.seq_len
+    train_at, train_warnings = target_train_coords(
+        resolved.plan, resolved.spec.seq_len, proxy_seq, measured & set(TRAIN_AXES)
+    )
+    warnings += train_warnings
+    return size | train_at
 
 
 def _reference_trials(run: RunData) -> tuple[str, str, pd.DataFrame, list[str]]:

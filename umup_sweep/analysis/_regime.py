@@ -42,18 +42,19 @@ def width_regime(
     """The width regime of one analysis (see the module docstring); {} without a width axis."""
     if "width" not in result.axes:
         return {}
-    by_depth: dict[int, list[FitProxy]] = {}
+    by_rest: dict[tuple[int, ...], list[FitProxy]] = {}  # depth (and tokens, batch)
     for item in usable:
-        by_depth.setdefault(item.opt.depth, []).append(item)
-    if not by_depth:
+        by_rest.setdefault(item.opt.key[1:], []).append(item)
+    if not by_rest:
         return {}
-    depth = min(by_depth, key=lambda d: (-len(by_depth[d]), d))
-    line = sorted(by_depth[depth], key=lambda t: t.opt.width)
+    rest = min(by_rest, key=lambda r: (-len(by_rest[r]), r))
+    depth = rest[0]
+    line = sorted(by_rest[rest], key=lambda t: t.opt.width)
     if len(line) < 2:
         return {}
     widths = [t.opt.width for t in line]
     tol = result.tolerance
-    on_edge = {e["width"] for e in result.edges if e["depth"] == depth}
+    on_edge = {t.opt.width for t in line if t.opt.at_edge}
     steps = [_step(a.opt, b.opt, tol) for a, b in zip(line, line[1:], strict=False)]
     main = result.drift.get("width")
     jumps = [i for i, st in enumerate(steps) if st["verdict"] == "drifts" and len(widths) >= 3]

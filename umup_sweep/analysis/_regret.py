@@ -58,8 +58,8 @@ def carry_cost(
     """The regret of carrying ``small``'s optimum to ``big`` (the module docstring has the
     rule): the point estimates, the bootstrap interval, the judgement and a sentence."""
     out: dict[str, Any] = {
-        "from": f"{small.opt.width}x{small.opt.depth}",
-        "to": f"{big.opt.width}x{big.opt.depth}",
+        "from": small.opt.name,
+        "to": big.opt.name,
     }
     x_carry = small.opt.fit_optimum_log2
     if x_carry is None or big.opt.best_loss is None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from umup_sweep.analysis._compare import Comparison, compare_markdown
+from umup_sweep.analysis._conditional import conditional_markdown
 from umup_sweep.analysis._report_hp import per_hp_markdown
 from umup_sweep.analysis._search import search_markdown
 from umup_sweep.analysis._transfer import HPTransfer
@@ -45,7 +46,8 @@ def _hp_section(res: HPTransfer, metric: str) -> list[str]:
     for p in res.per_proxy:
         edge = " (edge)" if p.at_edge else ""
         lines.append(
-            f"| {p.width}×{p.depth} | {_f(p.grid_optimum, 4)}{edge} | {_f(p.fit_optimum_log2, 2)} "
+            f"| {p.name.replace('x', '×', 1)} | {_f(p.grid_optimum, 4)}{edge} "
+            f"| {_f(p.fit_optimum_log2, 2)} "
             f"({p.fit_method}) | {_f(p.fit_optimum_se, 2)} | {_f(p.seed_spread, 2)} "
             f"| {_f(p.best_loss, 4)} | {p.n_ok} / {p.n_diverged} / {p.n_failed} |"
         )
@@ -203,6 +205,7 @@ def report_markdown(
     lines += compare_markdown(compare) if compare is not None else []
     lines += _precision_section(report)
     lines += search_markdown(report.search)
+    lines += conditional_markdown(report.conditional)
     if plots:
         lines += ["## Plots", ""]
         for p in plots:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from umup_sweep.analysis._proxy_axes import proxy_label
 from umup_sweep.analysis._transfer import HPTransfer
 
 if TYPE_CHECKING:
@@ -101,10 +102,14 @@ def edges_text(res: Any) -> str | None:
     return "extend range: " + "; ".join(where)
 
 
-def _edge_proxies(res: HPTransfer) -> set[tuple[int, int]]:
+def _edge_proxies(res: HPTransfer) -> set[tuple[int, ...]]:
     edges = getattr(res, "edges", None) or []
-    marked = {(int(e["width"]), int(e["depth"])) for e in edges if "width" in e and "depth" in e}
-    return marked | {(p.width, p.depth) for p in res.per_proxy if p.at_edge}
+    marked = {
+        (int(e["width"]), int(e["depth"]), *(int(e[a]) for a in ("tokens", "batch") if a in e))
+        for e in edges
+        if "width" in e and "depth" in e
+    }
+    return marked | {p.key for p in res.per_proxy if p.at_edge}
 
 
 def _label(res: HPTransfer) -> str:
@@ -121,8 +126,8 @@ def _drift(res: HPTransfer) -> str:
     return "; ".join(parts) or "–"
 
 
-def _optimum_cells(res: HPTransfer, proxies: list[tuple[int, int]]) -> list[str]:
-    by_proxy = {(p.width, p.depth): p for p in res.per_proxy}
+def _optimum_cells(res: HPTransfer, proxies: list[tuple[int, ...]]) -> list[str]:
+    by_proxy = {p.key: p for p in res.per_proxy}
     edges = _edge_proxies(res)
     cells = []
     for proxy in proxies:
@@ -160,9 +165,11 @@ def _edge_notes(results: list[HPTransfer]) -> list[str]:
 
 def _param_table(results: list[HPTransfer]) -> list[str]:
     """One parametrization's table: a row per swept HP, a column per proxy's optimum."""
-    proxies = sorted({(p.width, p.depth) for r in results for p in r.per_proxy})
-    one_depth = len({d for _, d in proxies}) == 1
-    heads = [f"width {w}" if one_depth else f"{w}×{d}" for w, d in proxies]
+    proxies = sorted({p.key for r in results for p in r.per_proxy})
+    one_depth = len({k[1] for k in proxies}) == 1 and all(len(k) == 2 for k in proxies)
+    heads = [
+        f"width {k[0]}" if one_depth else proxy_label(*k).replace("x", "×", 1) for k in proxies
+    ]
     lines = [
         f"### {_label(results[0])}",
         "",

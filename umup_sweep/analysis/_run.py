@@ -87,6 +87,32 @@ class RunData:
         return sorted({str(p) for p in self.trials["precision"]}, key=precision_rank)
 
 
+# The planned training setting of each trial, added to the trials frame of a run with train
+# axes (`train: {steps: [...]}` or tokens with a batch-size list): the store's `steps` and
+# `tokens` columns are what a trial got through, which is fewer when it diverged.
+TRAIN_COLUMNS = ("train_steps", "batch_size", "train_tokens")
+
+
+def with_train_columns(
+    trials: pd.DataFrame, settings: dict[str, tuple[int, int]], seq_len: int
+) -> pd.DataFrame:
+    """`trials` with `TRAIN_COLUMNS`: planned steps, batch size (sequences) and tokens
+    (steps × batch × seq_len) per trial, from ``{trial_key: (steps, batch_size)}``.
+
+    Example:
+        >>> frame = pd.DataFrame({"trial_key": ["a", "b"]})
+        >>> with_train_columns(frame, {"a": (150, 16), "b": (300, 8)}, 128)["train_tokens"].tolist()
+        [307200, 307200]
+    """
+    steps = trials["trial_key"].map(lambda k: settings.get(str(k), (0, 0))[0])
+    batch = trials["trial_key"].map(lambda k: settings.get(str(k), (0, 0))[1])
+    return trials.assign(
+        train_steps=steps.astype(int),
+        batch_size=batch.astype(int),
+        train_tokens=(steps * batch * seq_len).astype(int),
+    )
+
+
 def load_run(run_dir: str | Path, metric: str | None = None) -> RunData:
     """Load a run directory for analysis: its trials and validated sweep, from the store.
 
@@ -116,6 +142,8 @@ def load_run(run_dir: str | Path, metric: str | None = None) -> RunData:
     if trials.empty:
         raise UserError(no_trials)
     sweep = store.sweep()
+    if sweep.train_axes is not None:
+        trials = with_train_columns(trials, store.train_settings(), sweep.family.base.seq_len)
     metric = metric or sweep.metric
     if metric not in trials.columns:
         raise UserError(f"{path}: no metric column {metric!r} (columns: {', '.join(trials)})")

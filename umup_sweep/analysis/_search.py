@@ -27,7 +27,8 @@ __all__ = ["search_markdown", "search_record"]
 def search_record(
     spec: SweepSpec | None, trials: pd.DataFrame, data_fingerprint: str
 ) -> dict[str, Any] | None:
-    """``{precision: record}`` for an independent search (None for other strategies).
+    """``{precision: record}`` for an independent search (None for other strategies); with
+    train axes, one record per part (``fp32 300x16``: precision, steps × batch size).
 
     Args:
         spec: the validated sweep of the run.
@@ -40,7 +41,7 @@ def search_record(
 
     strategy = make_strategy(spec, data_fingerprint)
     summary: dict[str, Any] = strategy.summary(trials)  # type: ignore[attr-defined]
-    by_precision = summary if len(spec.precisions) > 1 else {spec.precisions[0]: summary}
+    by_precision = summary if len(spec.parts()) > 1 else {spec.precisions[0]: summary}
     return {p: _record(s, spec) for p, s in by_precision.items()}
 
 

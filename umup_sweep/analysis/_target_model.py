@@ -112,6 +112,25 @@ def plan_weight_decay(
     )
 
 
+def couple_weight_decay(run: RunData, hps: dict[str, float], evidence: dict[str, Any]) -> list[str]:
+    """For a sweep of weight decay coupled to lr (``weight_decay: {..., coupled: lr}``) the
+    tuned value λ is a factor of the lr: the target's weight decay (the decay per step our
+    optimizer is given, u-μP's independent weight decay) is λ × its recommended lr. Sets it
+    in ``hps``, records both in ``evidence["weight_decay"]`` and returns a note; [] for any
+    other sweep."""
+    if run.spec is None or not run.spec.train.weight_decay_coupled:
+        return []
+    lam = hps["weight_decay"]
+    hps["weight_decay"] = lam * hps["lr"]
+    evidence.setdefault("weight_decay", {})["coupled"] = {"lambda": lam, "lr": hps["lr"]}
+    if lam == 0:
+        return []
+    return [
+        f"weight_decay {hps['weight_decay']:.4g} = the tuned λ {lam:.4g} × lr {hps['lr']:.4g} "
+        "(the sweep coupled weight decay to lr: the decay per step is lr × λ)"
+    ]
+
+
 def scope_warnings(
     run: RunData,
     report: TransferReport,
@@ -119,10 +138,12 @@ def scope_warnings(
     target: ResolvedTarget,
     warnings: list[str],
     curvature: float | None,
+    source: dict[str, Any] | None = None,
 ) -> list[str]:
     """Warnings about the target as a whole (given those about single HPs so far): SP's LR,
     a target far beyond the largest proxy, a depth the sweep did not test, and every axis
-    where proxies and target differ untested (`_axes.py`)."""
+    where proxies and target differ untested (`_axes.py`; the proxies' steps and batch size
+    are the ``source`` proxy's when the sweep has train axes)."""
     out = list(target.warnings)
     spec = target.spec
     if param == "sp" and not any("does NOT transfer" in w for w in warnings):
@@ -147,7 +168,8 @@ def scope_warnings(
         )
     if run.base is not None:
         train = run.sweep.get("train") if isinstance(run.sweep.get("train"), dict) else {}
-        out += untested_axis_warnings(
-            run.base, train or {}, spec, target.plan, tested_axes, curvature
-        )
+        train = dict(train or {})
+        if source is not None and "steps" in source and "batch" in source:
+            train |= {"steps": source["steps"], "batch_size": source["batch"]}
+        out += untested_axis_warnings(run.base, train, spec, target.plan, tested_axes, curvature)
     return out

@@ -1,6 +1,8 @@
 """Does the optimum transfer? Per swept HP and parametrization: optimum per proxy, drift per
-width (or depth) doubling fitted over all points at once, a verdict, the regret of carrying
-the narrowest proxy's optimum to the widest with its bootstrap interval (`_regret.py`), the
+doubling along every axis that varies — width, depth and, for a sweep with train axes,
+training tokens and batch size (`_proxy_axes.py`) — fitted over all points at once, a
+verdict, the regret of carrying the narrowest proxy's optimum to the widest (the smallest
+proxy's to the largest) with its bootstrap interval (`_regret.py`), the
 optima on an edge of the swept range (`_edges.py`) and the width from which on it transfers
 (`_regime.py`). Pure: the run-level report and its `transfer.json` are `_analyze.py`'s.
 
@@ -43,7 +45,18 @@ from umup_sweep.analysis._points import (
     curve_points,
     finite_or_none,
     line_points,
+    positive_rows,
     rounded,
+)
+from umup_sweep.analysis._proxy_axes import (
+    AXES,
+    MORE_ALONG,
+    ProxyKey,
+    key_coords,
+    loss_flags,
+    proxy_columns,
+    proxy_label,
+    varying_axes,
 )
 from umup_sweep.analysis._regime import width_regime
 from umup_sweep.analysis._regret import carry_cost
@@ -52,12 +65,21 @@ from umup_sweep.config import AnalysisSpec
 from umup_sweep.fitting import FIT_WINDOW, LinePoints, fit_parabola, log2_optimum
 from umup_sweep.spec import HP_NAMES
 
-AXES = ("width", "depth")
+__all__ = [
+    "AXES",
+    "HPTransfer",
+    "ProxyOptimum",
+    "analyze_hp",
+    "analyze_trials",
+    "proxy_optimum",
+    "result_key",
+]
 
 
 @dataclass
 class ProxyOptimum:
-    """The optimum of one HP at one proxy (width, depth)."""
+    """The optimum of one HP at one proxy (width, depth; with train axes also the planned
+    training tokens and the batch size in sequences)."""
 
     width: int
     depth: int
@@ -74,6 +96,26 @@ class ProxyOptimum:
     n_ok: int
     n_diverged: int
     n_failed: int
+    tokens: int | None = None  # planned tokens (steps × batch × seq_len), train axes only
+    batch: int | None = None  # sequences per step, train axes only
+
+    @property
+    def key(self) -> ProxyKey:
+        """(width, depth), or (width, depth, tokens, batch) on the train axes: sorts small
+        to large."""
+        if self.tokens is None or self.batch is None:
+            return (self.width, self.depth)
+        return (self.width, self.depth, self.tokens, self.batch)
+
+    @property
+    def coords(self) -> dict[str, int]:
+        """``{axis: value}`` for every axis this proxy is placed on."""
+        return key_coords(self.key)
+
+    @property
+    def name(self) -> str:
+        """``64x2``, or ``64x2 t=614k b=16`` on the train axes."""
+        return proxy_label(self.width, self.depth, self.tokens, self.batch)
 
 
 @dataclass
@@ -124,14 +166,22 @@ class HPTransfer:
         """Its key in `TransferReport.results[hp]`: `umup`, or `umup@fp8_sim` below fp32."""
         return result_key(self.parametrization, self.precision)
 
-    def optimum_log2_at(self, width: int, depth: int) -> float | None:
-        """The fitted optimum (log2) extrapolated along the drift line to ``(width, depth)``."""
+    def optimum_log2_at(self, width: int, depth: int, **coords: int) -> float | None:
+        """The fitted optimum (log2) extrapolated along the drift line to ``(width, depth)``
+        and the other axes' ``coords`` (``tokens=``, ``batch=``; an axis not given stays at
+        the fit's reference)."""
         if self.centre_log2 is None:
             return None
-        coords = {"width": width, "depth": depth}
+        at = {**self.reference, **coords, "width": width, "depth": depth}
         return self.centre_log2 + sum(
-            d.slope * math.log2(coords[a] / self.reference[a]) for a, d in self.drift.items()
+            d.slope * math.log2(at[a] / self.reference[a]) for a, d in self.drift.items()
         )
+
+    @property
+    def beta(self) -> tuple[float, float] | None:
+        """(β, se) of ``HP* ∝ D^−β`` along the training tokens: minus the tokens drift."""
+        d = self.drift.get("tokens")
+        return None if d is None else (-d.slope, d.se)
 
 
 def result_key(parametrization: str, precision: str = DEFAULT_PRECISION) -> str:
@@ -151,7 +201,7 @@ def _key(values: pd.Series) -> tuple[float, ...]:
     return tuple(rounded(v) for v in values)
 
 
-def _pick_lines(df: pd.DataFrame, hp: str, metric: str) -> dict[tuple[int, int], pd.DataFrame]:
+def _pick_lines(df: pd.DataFrame, hp: str, metric: str) -> dict[ProxyKey, pd.DataFrame]:
     """Per proxy, the trials that sweep ``hp`` with every other HP held fixed.
 
     A "line" is a group of trials sharing every other HP value and covering ≥ 3 distinct values
@@ -162,14 +212,14 @@ def _pick_lines(df: pd.DataFrame, hp: str, metric: str) -> dict[tuple[int, int],
     proxy. A proxy without the chosen line uses its own best line.
     """
     others = [h for h in HP_NAMES if h != hp]
-    lines: dict[tuple[int, int], dict[tuple[float, ...], pd.DataFrame]] = {}
-    for (w, d), sub in df.groupby(["width", "depth"], sort=True):
+    lines: dict[ProxyKey, dict[tuple[float, ...], pd.DataFrame]] = {}
+    for proxy, sub in df.groupby(proxy_columns(df), sort=True):
         keys = sub[others].apply(_key, axis=1)
         groups = {
             k: g for k, g in sub.groupby(keys, sort=False) if g[hp].map(rounded).nunique() >= 3
         }
         if groups:
-            lines[(int(w), int(d))] = groups
+            lines[tuple(int(v) for v in proxy)] = groups
     if not lines:
         return {}
 
@@ -214,16 +264,25 @@ def _seed_spread(pts: LinePoints, mask: np.ndarray, lo: float, hi: float) -> flo
 
 
 def _proxy_optimum(
-    width: int, depth: int, line: pd.DataFrame, hp: str, metric: str, window: int
+    width: int,
+    depth: int,
+    line: pd.DataFrame,
+    hp: str,
+    metric: str,
+    window: int,
+    train: tuple[int, ...] = (),
 ) -> tuple[ProxyOptimum, LinePoints, np.ndarray]:
-    """Grid argmin and sub-grid parabola of one proxy; also its points and the fit-window mask."""
+    """Grid argmin and sub-grid parabola of one proxy (``train``: its tokens and batch on the
+    train axes); also its points and the fit-window mask."""
     others = {h: float(line[h].iloc[0]) for h in HP_NAMES if h != hp}
     curve = curve_points(line, hp, metric)
-    counts = dict(
+    counts: dict[str, Any] = dict(
         n_ok=sum(p.n_ok for p in curve),
         n_diverged=sum(p.n_diverged for p in curve),
         n_failed=sum(p.n_failed for p in curve),
     )
+    if train:
+        counts |= {"tokens": train[0], "batch": train[1]}
     pts = line_points(line, hp, metric, curve)
     if not pts.eligible.any():
         empty = ProxyOptimum(
@@ -257,32 +316,16 @@ def _proxy_optimum(
     return result, pts, opt.mask
 
 
-def _loss_flags(per_proxy: list[ProxyOptimum], axes: list[str]) -> list[str]:
-    """Bigger proxies should reach a lower loss: flag every step along an axis where they don't."""
-    flags = []
-    for axis in axes:
-        other = "depth" if axis == "width" else "width"
-        groups: dict[int, list[ProxyOptimum]] = {}
-        for p in per_proxy:
-            groups.setdefault(getattr(p, other), []).append(p)
-        for fixed, ps in groups.items():
-            ps = sorted((p for p in ps if p.best_loss is not None), key=lambda p: getattr(p, axis))
-            for a, b in zip(ps, ps[1:], strict=False):
-                if (
-                    b.best_loss is not None
-                    and a.best_loss is not None
-                    and b.best_loss > a.best_loss
-                ):
-                    flags.append(
-                        f"best loss got worse from {axis} {getattr(a, axis)} to {getattr(b, axis)}"
-                        f" ({a.best_loss:.4f} → {b.best_loss:.4f}, {other} {fixed}): "
-                        "bigger proxies should be better; train longer or check the model"
-                    )
-    return flags
+def proxy_optimum(
+    proxy: ProxyKey, line: pd.DataFrame, hp: str, metric: str, window: int
+) -> tuple[ProxyOptimum, LinePoints, np.ndarray]:
+    """One proxy's optimum of ``hp`` on ``line`` (its trials of one slice of the other HPs),
+    its points and fit-window mask: the estimator every analysis shares."""
+    return _proxy_optimum(proxy[0], proxy[1], line, hp, metric, window, tuple(proxy[2:]))
 
 
 def _proxies(
-    lines: dict[tuple[int, int], pd.DataFrame],
+    lines: dict[ProxyKey, pd.DataFrame],
     hp: str,
     metric: str,
     window: int,
@@ -293,17 +336,17 @@ def _proxies(
     per_proxy: list[ProxyOptimum] = []
     usable: list[FitProxy] = []
     notes: list[str] = []
-    for (w, d), line in sorted(lines.items()):
-        opt, pts, mask = _proxy_optimum(w, d, line, hp, metric, window)
+    for proxy, line in sorted(lines.items()):
+        opt, pts, mask = proxy_optimum(proxy, line, hp, metric, window)
         per_proxy.append(opt)
         if opt.at_edge:
             notes.append(
-                f"{w}x{d}: the best {hp} is at the edge of the swept range; extend the grid"
+                f"{opt.name}: the best {hp} is at the edge of the swept range; extend the grid"
             )
         if opt.fit_method == "none":
-            notes.append(f"{w}x{d}: no usable trials (all diverged or failed)")
+            notes.append(f"{opt.name}: no usable trials (all diverged or failed)")
         else:
-            u = [math.log2({"width": w, "depth": d}[a] / reference[a]) for a in axes]
+            u = [math.log2(opt.coords[a] / reference[a]) for a in axes]
             usable.append(FitProxy(opt, pts, mask, u))
     return per_proxy, usable, notes
 
@@ -327,12 +370,15 @@ def analyze_hp(
             only holds near the optimum).
         n_boot: parametric-bootstrap replicates for the drift's standard error (0: Wald only).
     """
+    df, dropped = positive_rows(df, hp)
     lines = _pick_lines(df, hp, metric)
     if not lines:
         return None
-    axes = [a for a in AXES if len({proxy[AXES.index(a)] for proxy in lines}) > 1]
-    reference = {"width": min(w for w, _ in lines), "depth": min(d for _, d in lines)}
+    axes = varying_axes(list(lines))
+    coords = [key_coords(k) for k in lines]
+    reference = {a: min(c[a] for c in coords) for a in AXES if a in coords[0]}
     per_proxy, usable, notes = _proxies(lines, hp, metric, window, axes, reference)
+    notes += dropped
     totals = {k: sum(getattr(p, k) for p in per_proxy) for k in ("n_ok", "n_diverged", "n_failed")}
     result = HPTransfer(
         hp=hp,
@@ -348,9 +394,12 @@ def analyze_hp(
         notes=notes,
         **totals,
     )
-    result.loss_flags = _loss_flags(per_proxy, axes)
+    result.loss_flags = loss_flags(per_proxy, axes)
     if not axes:
-        result.reason = "only one proxy size: sweep ≥ 2 widths (or depths) to test transfer"
+        result.reason = (
+            "only one proxy size: sweep ≥ 2 widths (or depths, horizons, batch sizes) to test "
+            "transfer"
+        )
     elif len(usable) < 2:
         result.reason = "fewer than two proxies have usable trials"
     else:
@@ -398,8 +447,8 @@ def _fit_drift(
     result.verdict, result.reason = _combine(result.drift, result.tolerance)
     if not fit.converged:
         result.notes.append("the joint fit did not fully converge; treat the drift with care")
-    small = min(usable, key=lambda t: (t.opt.width, t.opt.depth))
-    big = max(usable, key=lambda t: (t.opt.width, t.opt.depth))
+    small = min(usable, key=lambda t: t.opt.key)
+    big = max(usable, key=lambda t: t.opt.key)
     if small is not big:
         result.regret = carry_cost(small, big, metric, window, n_boot)
 
@@ -408,7 +457,8 @@ def _combine(drift: dict[str, Drift], tol: float) -> tuple[str, str]:
     """One verdict over all axes, with the reason in words."""
     parts = [
         f"drift {d.slope:+.2f} ± {d.se:.2f} log2 per {a} doubling "
-        f"(95% CI [{d.ci[0]:+.2f}, {d.ci[1]:+.2f}])"
+        f"(95% CI [{d.ci[0]:+.2f}, {d.ci[1]:+.2f}]"
+        + (f"; β = {-d.slope:.2f} ± {d.se:.2f} in HP* ∝ D^-β)" if a == "tokens" else ")")
         for a, d in drift.items()
     ]
     verdicts = {d.verdict for d in drift.values()}
@@ -417,7 +467,8 @@ def _combine(drift: dict[str, Drift], tol: float) -> tuple[str, str]:
     elif verdicts == {"transfers"}:
         verdict, why = "transfers", f"the interval lies within ±{tol:g}"
     else:
-        verdict, why = "inconclusive", f"the interval straddles ±{tol:g}: add seeds or widths"
+        more = " or ".join(MORE_ALONG.get(a, a) for a in drift) or "widths"
+        verdict, why = "inconclusive", f"the interval straddles ±{tol:g}: add seeds or {more}"
     return verdict, "; ".join(parts) + f": {why}"
 
 

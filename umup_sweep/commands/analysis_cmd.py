@@ -164,6 +164,8 @@ def recommend(
         ci = rec.intervals.get(hp)
         span = f"  [{ci['ci95'][0]:.3g}, {ci['ci95'][1]:.3g}] ≈95%" if ci else ""
         typer.echo(f"  {hp:<20} {value:.3g}{span}")
+    for hp, sentence in rec.evidence.get("axes", {}).items():
+        typer.echo(f"  axes for {hp}: {sentence}")
     if rec.param_groups:
         typer.echo("per-group learning rates:")
         for g in rec.param_groups:

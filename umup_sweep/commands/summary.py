@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from umup_sweep.run_status import RunStatus
     from umup_sweep.runner import RunSummary
     from umup_sweep.spec import TrialResult, TrialSpec
+    from umup_sweep.store import Growth
 
 
 def summary_lines(summary: RunSummary) -> list[str]:
@@ -37,6 +38,8 @@ def summary_lines(summary: RunSummary) -> list[str]:
         f"trials: {c.get('total', 0)} stored — {c.get('ok', 0)} ok, "
         f"{c.get('diverged', 0)} diverged, {c.get('failed', 0)} failed",
     ]
+    if summary.growth is not None:
+        out.append(growth_line(summary.growth))
     if summary.best is None:
         out.append("best: none (no trial finished ok)")
     else:
@@ -74,6 +77,8 @@ def status_lines(status: RunStatus) -> list[str]:
         f"trials: {c['total']} stored — {c['ok']} ok, {c['diverged']} diverged, "
         f"{c['failed']} failed (failed trials are retried by the next `umup-sweep run`)",
     ]
+    if status.growth is not None:
+        lines.append(growth_line(status.growth))
     total = status.total_estimate
     if total is not None:
         lines.append(f"remaining: about {max(0, total - finals)} of {max(total, finals)} trials")
@@ -82,6 +87,25 @@ def status_lines(status: RunStatus) -> list[str]:
     else:
         lines.append(_best_line(status.best, status.metric, status.swept))
     return lines
+
+
+def growth_line(growth: Growth) -> str:
+    """How the sweep last grew or shrank, with the trials reused and run since.
+
+    Example:
+        >>> from umup_sweep.store import Growth
+        >>> growth_line(Growth(("seeds +[1]", "proxy.widths +[64]"), (), reused=2, new=6))
+        'grown: seeds +[1], proxy.widths +[64] — 2 reused, 6 new'
+        >>> growth_line(Growth((), ("seeds -[1]",), reused=2, new=0, outside=2))
+        'shrunk: seeds -[1] — 2 reused, 0 new; 2 stored trials outside the sweep (kept, not used)'
+    """
+    parts = [f"grown: {', '.join(growth.grown)}"] if growth.grown else []
+    parts += [f"shrunk: {', '.join(growth.shrunk)}"] if growth.shrunk else []
+    parts += [f"retuned: {', '.join(growth.retuned)}"] if growth.retuned else []
+    line = f"{'; '.join(parts)} — {growth.reused} reused, {growth.new} new"
+    if growth.outside:
+        line += f"; {growth.outside} stored trials outside the sweep (kept, not used)"
+    return line
 
 
 def trial_line(spec: TrialSpec, result: TrialResult, metric: str) -> str:

@@ -11,8 +11,10 @@ RUN_HELP = """Run a sweep: train the proxies it describes and record every finis
 
 Results go to runs/<sweep name>/ (sweep.yaml, study.db, trials.csv, curves/, then the
 transfer analysis). Rerunning the same command resumes: finished trials are skipped, so
-Ctrl-C (or a crash) loses at most the trials that were running. A changed sweep under the
-same name is refused unless --force (which moves the old run aside).
+Ctrl-C (or a crash) loses at most the trials that were running. A sweep that grew (more
+seeds, widths, depths, precisions or HP values, a wider range, a larger budget) reuses every
+stored trial it still holds and runs only the new ones; any other change under the same name
+is refused unless --force (which moves the old run aside).
 
 Examples:
 
@@ -26,7 +28,8 @@ Examples:
 """
 
 STATUS_HELP = """Show what a run directory holds: trials done, diverged, failed, remaining,
-and the best trial so far. Safe to use while the sweep is running.
+the best trial so far and, for a sweep that grew, the trials reused and new. Safe to use
+while the sweep is running.
 
 Example:
 
@@ -41,8 +44,8 @@ def run(
     force: bool = typer.Option(
         False,
         "--force",
-        help="Start over if runs/<name> holds a different sweep (the old run "
-        "is moved to runs/<name>.bak-<time>).",
+        help="Start over if runs/<name> holds a different sweep, even one this one only "
+        "grows (the old run is moved to runs/<name>.bak-<time>).",
     ),
     executor: str | None = typer.Option(
         None,

@@ -15,7 +15,7 @@ Example:
     (20, 2, 1.0)
 """
 
-from umup_sweep.config._identity import sweep_hash, sweep_to_dict
+from umup_sweep.config._identity import UNHASHED_KEYS, sweep_hash, sweep_to_dict
 from umup_sweep.config._options import OptionContext
 from umup_sweep.config._proxy import (
     HeadDimMode,
@@ -40,6 +40,7 @@ from umup_sweep.config._spec import (
     StorageSpec,
     SweepSpec,
     TargetSpec,
+    TrainAxes,
     TrainingPlan,
 )
 from umup_sweep.config._sweep import load_sweep
@@ -49,6 +50,7 @@ from umup_sweep.config._validate import build_section
 from umup_sweep.config._yaml import parse_overrides, read_yaml
 
 __all__ = [
+    "UNHASHED_KEYS",
     "MissingVariable",
     "connect_url",
     "only_references",
@@ -65,6 +67,7 @@ __all__ = [
     "StorageSpec",
     "SweepSpec",
     "TargetSpec",
+    "TrainAxes",
     "TrainingPlan",
     "build_section",
     "family_with_widths",

@@ -20,11 +20,20 @@ from umup_sweep.config._data import data_to_dict
 from umup_sweep.config._spec import HPSpace, SweepSpec
 from umup_sweep.config._target import target_to_dict
 
-__all__ = ["sweep_hash", "sweep_to_dict"]
+__all__ = ["UNHASHED_KEYS", "sweep_hash", "sweep_to_dict"]
 
 # Not part of the identity: where and how trials run, how results are judged, and the
 # target (which reaches the trials only through the proxy family, hashed in full).
 _NOT_HASHED = ("name", "execution", "storage", "analysis", "target")
+# Every dotted key of `sweep_to_dict` that `sweep_hash` leaves out: the above, the proxy's
+# description (words), train.threads (not in trial keys either) and data.allow_vocab_mismatch
+# (a permission). The store ignores the same keys when it compares a stored sweep with a new one.
+UNHASHED_KEYS = (
+    *_NOT_HASHED,
+    "proxy.description",
+    "train.threads",
+    "data.allow_vocab_mismatch",
+)
 # ModelSpec fields written (and hashed) only when set, so older sweeps keep their hash.
 _BASE_WHEN_SET = ("n_kv_heads", "ffn_hidden_size", "rope_theta")
 
@@ -37,6 +46,8 @@ def _space_to_dict(space: HPSpace) -> dict[str, Any]:
         out["distribution"] = "log_uniform_values" if space.log else "uniform"
         out["min"] = space.low
         out["max"] = space.high
+    if space.coupled:  # only when set: other sweeps keep their hash
+        out["coupled"] = space.coupled
     return out
 
 
@@ -67,8 +78,13 @@ def sweep_to_dict(sweep: SweepSpec) -> dict[str, Any]:
     train = dataclasses.asdict(sweep.train)
     for k in ("lr", "weight_decay"):
         train.pop(k)
+    if not train["weight_decay_coupled"]:
+        train.pop("weight_decay_coupled")  # written (and hashed) only when set
+    train |= _axes_to_dict(sweep)  # only when the sweep has train axes: old hashes stay
     storage = dataclasses.asdict(sweep.storage)
     storage["run_dir"] = str(sweep.storage.run_dir)
+    if train.get("steps", 0) is None:
+        train.pop("steps")
     out = {
         "name": sweep.name,
         "proxy": proxy,
@@ -91,6 +107,23 @@ def sweep_to_dict(sweep: SweepSpec) -> dict[str, Any]:
     return out
 
 
+def _axes_to_dict(sweep: SweepSpec) -> dict[str, Any]:
+    """The train axes as `train:` gives them: lists of steps / batch sizes, or tokens (then
+    without steps); {} without axes, so a sweep without them writes and hashes as before."""
+    axes = sweep.train_axes
+    if axes is None:
+        return {}
+    out: dict[str, Any] = {}
+    if axes.steps:
+        out["steps"] = list(axes.steps)
+    if axes.tokens:
+        out["steps"] = None  # dropped below: tokens decide the steps
+        out["tokens"] = list(axes.tokens)
+    if axes.batch_sizes:
+        out["batch_size"] = list(axes.batch_sizes)
+    return out
+
+
 def sweep_hash(sweep: SweepSpec) -> str:
     """Hash of what decides which trials run (not name, execution, storage or analysis).
 
@@ -107,11 +140,9 @@ def sweep_hash(sweep: SweepSpec) -> str:
         True
     """
     d = sweep_to_dict(sweep)
-    for k in _NOT_HASHED:
-        d.pop(k, None)
-    d["proxy"].pop("description", None)  # words, not what runs
-    d["train"].pop("threads")  # not part of trial_key either
-    d["data"].pop("allow_vocab_mismatch", None)  # a permission: it changes no trial
+    for dotted in UNHASHED_KEYS:
+        section, _, leaf = dotted.rpartition(".")
+        (d.get(section) or {} if section else d).pop(leaf, None)
     if d["precisions"] == [sweep.train.precision]:
         d.pop("precisions")  # a one-precision sweep hashes as before the axis existed
     blob = json.dumps(d, sort_keys=True, default=str).encode()

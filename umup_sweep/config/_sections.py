@@ -20,7 +20,8 @@ from typing import Any
 
 from umup_sweep.config._secrets import MissingVariable, load_url
 from umup_sweep.config._spaces import hp_name, hp_value
-from umup_sweep.config._spec import Metric, StorageSpec
+from umup_sweep.config._spec import Metric, StorageSpec, TrainAxes
+from umup_sweep.config._train_axes import train_axes
 from umup_sweep.config._validate import (
     as_mapping,
     build_section,
@@ -159,10 +160,12 @@ def vocab_diverge_loss(
 
 
 def sweep_train(
-    data: Mapping[str, Any], source: str, vocab_size: int = 256
-) -> tuple[TrainSpec, tuple[str, ...]]:
-    """`train:` (with `divergence:`) and the `precisions:` axis; train.precision is its first.
-    The divergence limit fits the proxies' `vocab_size` (`vocab_diverge_loss`).
+    data: Mapping[str, Any], source: str, vocab_size: int = 256, seq_len: int = 128
+) -> tuple[TrainSpec, tuple[str, ...], TrainAxes | None]:
+    """`train:` (with `divergence:`), the `precisions:` axis (train.precision is its first)
+    and the train axes (lists of `steps` / `batch_size`, or `tokens`: `config._train_axes`;
+    the TrainSpec holds their first point). The divergence limit fits the proxies'
+    `vocab_size` (`vocab_diverge_loss`); `seq_len` turns tokens into steps.
 
     lr and weight_decay are hyperparameters: they live in `defaults`/`hyperparameters`, and
     the TrainSpec keeps its own (unused) values for them.
@@ -171,7 +174,9 @@ def sweep_train(
     for k in ("lr", "weight_decay"):
         if k in train_raw:
             raise fail(source, f"train.{k}", f"{k} is a hyperparameter: set defaults.{k}")
-    train_vals = fields(TrainSpec, train_raw, source, "train")
+    sizes, axes = train_axes(train_raw, source, seq_len)
+    rest = {k: v for k, v in train_raw.items() if k not in ("steps", "batch_size", "tokens")}
+    train_vals = fields(TrainSpec, rest, source, "train") | sizes
     given = "train.diverge_loss" if "diverge_loss" in train_vals else None
     max_loss = _max_loss(data, source)
     if max_loss is not None:
@@ -183,7 +188,8 @@ def sweep_train(
         train_vals["device"] = train_vals["device"].strip().lower()
     precisions = _precisions(data.get("precisions"), train_vals.get("precision"), source)
     train_vals["precision"] = precisions[0]
-    return vocab_diverge_loss(TrainSpec(**train_vals), vocab_size, given, source), precisions
+    train = vocab_diverge_loss(TrainSpec(**train_vals), vocab_size, given, source)
+    return train, precisions, axes
 
 
 def _max_loss(data: Mapping[str, Any], source: str) -> float | None:

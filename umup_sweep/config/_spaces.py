@@ -20,7 +20,7 @@ from umup_sweep.spec import HP_NAMES
 
 __all__ = ["fit_to_strategy", "hp_name", "hp_value", "hyperparameters"]
 
-_HP_SPACE_KEYS = ("values", "log2_range", "step", "distribution", "min", "max")
+_HP_SPACE_KEYS = ("values", "log2_range", "step", "distribution", "min", "max", "coupled")
 _DISTRIBUTIONS = ("log_uniform_values", "uniform")
 _MAX_GRID_POINTS = 1000
 
@@ -101,6 +101,8 @@ def _hp_space(name: str, value: Any, source: str, key: str) -> HPSpace:
     if not spec:
         raise fail(source, key, "expected values, log2_range or distribution", value)
     check_keys(spec, _HP_SPACE_KEYS, source, key)
+    if set(spec) == {"coupled"}:
+        raise fail(source, key, "expected values, log2_range or distribution", value)
     if "values" in spec and "log2_range" in spec:
         raise fail(source, key, "give either values or log2_range, not both")
     if "step" in spec and "log2_range" not in spec:
@@ -117,7 +119,24 @@ def _hp_space(name: str, value: Any, source: str, key: str) -> HPSpace:
     elif "min" in spec or "max" in spec:
         bad = "min" if "min" in spec else "max"
         raise fail(source, join(key, bad), "min/max need distribution: log_uniform_values")
-    return HPSpace(values=tuple(sorted(values)), low=low, high=high, log=log)
+    coupled = _coupled(name, spec, source, key)
+    return HPSpace(values=tuple(sorted(values)), low=low, high=high, log=log, coupled=coupled)
+
+
+def _coupled(name: str, spec: dict[str, Any], source: str, key: str) -> str | None:
+    """``coupled: lr`` (weight_decay only): the values are factors of the trial's lr."""
+    if "coupled" not in spec:
+        return None
+    if name != "weight_decay":
+        raise fail(source, join(key, "coupled"), "only weight_decay can be coupled (to lr)")
+    if spec["coupled"] != "lr":
+        raise fail(
+            source,
+            join(key, "coupled"),
+            "expected lr (each value λ then runs as weight decay λ × lr)",
+            spec["coupled"],
+        )
+    return "lr"
 
 
 def hyperparameters(data: Any, source: str) -> dict[str, HPSpace]:

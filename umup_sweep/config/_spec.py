@@ -67,13 +67,46 @@ class HPSpace:
 
     `values` are the grid points (grid/independent strategies); `low`/`high`/`log` the
     distribution (random/tpe). Both may be set; a sweep validates that the strategy has what it
-    needs.
+    needs. `coupled` ("lr", weight_decay only): every trial of the sweep decays by lr × its
+    weight decay per step (`TrainSpec.weight_decay_coupled`), not by the weight decay itself.
     """
 
     values: tuple[float, ...] = ()
     low: float | None = None
     high: float | None = None
     log: bool = True
+    coupled: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class TrainAxes:
+    """The training axes every proxy runs along (a list under `train:`): horizons and batch
+    sizes. Empty tuples mean the one value of `SweepSpec.train`.
+
+    `steps` are horizons in optimizer steps; `tokens` horizons in tokens, each run at
+    ``steps = tokens / (batch_size × seq_len)`` (so a batch-size list at one token budget
+    keeps the tokens fixed); at most one of the two. `batch_sizes` are sequences per step.
+    `seq_len` is the proxies' sequence length (what turns tokens into steps).
+
+    Example:
+        >>> axes = TrainAxes(tokens=(4096,), batch_sizes=(2, 4), seq_len=128)
+        >>> axes.points(TrainSpec())
+        [(16, 2), (8, 4)]
+        >>> TrainAxes(steps=(10, 20)).points(TrainSpec(batch_size=4))
+        [(10, 4), (20, 4)]
+    """
+
+    steps: tuple[int, ...] = ()
+    tokens: tuple[int, ...] = ()
+    batch_sizes: tuple[int, ...] = ()
+    seq_len: int = 128
+
+    def points(self, train: TrainSpec) -> list[tuple[int, int]]:
+        """Every (steps, batch_size) the proxies run at, horizons outermost."""
+        batches = self.batch_sizes or (train.batch_size,)
+        if self.tokens:
+            return [(t // (b * self.seq_len), b) for t in self.tokens for b in batches]
+        return [(s, b) for s in self.steps or (train.steps,) for b in batches]
 
 
 @dataclass(frozen=True)
@@ -159,6 +192,8 @@ class SweepSpec:
     strategy_options: dict[str, Any] = field(default_factory=dict)  # see the strategy's OPTIONS
     # The model the results are for (top-level `target:` or `--target`); not hashed.
     target: TargetSpec | None = None
+    # Horizons and batch sizes every proxy runs at (lists under `train:`); None: `train` only.
+    train_axes: TrainAxes | None = None
     # Where the sweep was read from: for messages only, so not part of equality.
     source: str = field(default="<inline>", compare=False)
 
@@ -183,6 +218,48 @@ class SweepSpec:
         """
         train = dataclasses.replace(self.train, precision=precision)  # type: ignore[arg-type]
         return dataclasses.replace(self, train=train, precisions=(precision,))
+
+    def train_specs(self) -> list[TrainSpec]:
+        """The TrainSpec of every point of the train axes (just `train` without axes).
+
+        Example:
+            >>> sweep = SweepSpec("s", ProxyFamily("f", ModelSpec(), (64,), (2,)), {}, {},
+            ...                   TrainSpec(), train_axes=TrainAxes(steps=(150, 300)))
+            >>> [t.steps for t in sweep.train_specs()]
+            [150, 300]
+        """
+        if self.train_axes is None:
+            return [self.train]
+        return [
+            dataclasses.replace(self.train, steps=s, batch_size=b)
+            for s, b in self.train_axes.points(self.train)
+        ]
+
+    def for_train(self, train: TrainSpec) -> SweepSpec:
+        """The same sweep at one training setting (precision, steps, batch size) only."""
+        return dataclasses.replace(
+            self, train=train, precisions=(train.precision,), train_axes=None
+        )
+
+    def parts(self) -> dict[str, SweepSpec]:
+        """One single-setting sweep per precision × train point, by label: the precision
+        alone without train axes (so precision-only runs read as before), else
+        ``fp32 300x16`` (steps × batch size).
+
+        Example:
+            >>> sweep = SweepSpec("s", ProxyFamily("f", ModelSpec(), (64,), (2,)), {}, {},
+            ...                   TrainSpec(), train_axes=TrainAxes(steps=(150, 300)))
+            >>> list(sweep.parts())
+            ['fp32 150x16', 'fp32 300x16']
+        """
+        out: dict[str, SweepSpec] = {}
+        for precision in self.precisions:
+            for train in self.for_precision(precision).train_specs():
+                label = precision
+                if self.train_axes is not None:
+                    label += f" {train.steps}x{train.batch_size}"
+                out[label] = self.for_train(train)
+        return out
 
     @property
     def swept(self) -> tuple[str, ...]:

@@ -16,13 +16,17 @@ Sweep keys (all optional unless marked):
     seeds           list of ints (default [0])
     precisions      list of fp32 | bf16 | fp8_sim: every proxy runs at each (default
                     [train.precision]); train.precision, if given, must be one of them
-    strategy        a name in umup_sweep.search.STRATEGIES: grid | independent | random | tpe
+    strategy        a name in umup_sweep.search.STRATEGIES: grid | bracket | independent |
+                    random | tpe
                     (alias: method; default grid)
     hyperparameters* (alias: parameters) per HP in spec.HP_NAMES: a list, {values: [...]},
                     {log2_range: [lo, hi], step: 1}, or {distribution: log_uniform_values |
-                    uniform, min, max}; values > 0 (weight_decay >= 0)
+                    uniform, min, max}; values > 0 (weight_decay >= 0; weight_decay may add
+                    coupled: lr, the decay per step then lr × the value)
     defaults        values of the HPs not swept (else proxy base, else spec.HP_DEFAULTS)
-    train, data     TrainSpec / DataSpec keys (lr and weight_decay go in defaults); data also
+    train, data     TrainSpec / DataSpec keys (lr and weight_decay go in defaults); train.steps
+                    and train.batch_size may be lists, and train.tokens replaces steps (the
+                    train axes, config._train_axes; not with tpe); data also
                     takes tokenizer: PATH (a local tokenizer.json, relative to this file) or
                     {train_bpe: VOCAB}, and allow_vocab_mismatch (see config._data)
     metric          val_loss | final_train_loss, or {name:, goal: minimize}
@@ -49,6 +53,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -66,7 +71,14 @@ from umup_sweep.config._sections import (
     sweep_train,
 )
 from umup_sweep.config._spaces import fit_to_strategy, hyperparameters
-from umup_sweep.config._spec import AnalysisSpec, ExecutionSpec, SweepSpec, TargetSpec
+from umup_sweep.config._spec import (
+    AnalysisSpec,
+    ExecutionSpec,
+    HPSpace,
+    SweepSpec,
+    TargetSpec,
+    TrainAxes,
+)
 from umup_sweep.config._target import sweep_target
 from umup_sweep.config._validate import NONNEG, build_section, check_keys, fail, int_list
 from umup_sweep.config._yaml import document, read_yaml
@@ -202,7 +214,10 @@ def _sweep_from_mapping(
     budget = sweep_budget(data, strategy, cls.SAMPLED, source)
     defaults = sweep_defaults(data, family.base, source)
     sp_multipliers(data, family.base.parametrization, spaces, source)
-    train, precisions = sweep_train(data, source, family.base.vocab_size)
+    train, precisions, axes = sweep_train(data, source, family.base.vocab_size, family.base.seq_len)
+    _axes_strategy(axes, strategy, source)
+    if spaces.get("weight_decay", HPSpace()).coupled:  # every trial decays by lr × weight_decay
+        train = dataclasses.replace(train, weight_decay_coupled=True)
     target_vocab = target.model.vocab_size if target is not None else None
     data_spec = data_section(data.get("data"), source, family.base.vocab_size, target_vocab)
     metric = sweep_metric(data, source)
@@ -228,4 +243,19 @@ def _sweep_from_mapping(
         strategy_options=strategy_options(data.get("strategy_options"), cls, ctx),
         source=source,
         target=target,
+        train_axes=axes,
+    )
+
+
+def _axes_strategy(axes: TrainAxes | None, strategy: str, source: str) -> None:
+    """TPE keeps one study per proxy and finds its history by width and depth, so it cannot
+    keep the points of a train axis apart: refuse the pair."""
+    if axes is None or strategy != "tpe":
+        return
+    key = "train.tokens" if axes.tokens else "train.steps" if axes.steps else "train.batch_size"
+    raise fail(
+        source,
+        key,
+        "a list of horizons or batch sizes runs with strategy grid, independent or random "
+        "(tpe keeps one study per proxy and cannot tell the points apart)",
     )

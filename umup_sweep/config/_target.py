@@ -21,7 +21,10 @@ Target keys (* required):
     norm            rms | layer (default rms)
     tokens          training tokens: an integer, 1.0e12, or with a suffix K/M/B/T (300B, 1T)
     batch_size      sequences per optimizer step
-    weight_decay    the target's weight decay (>= 0)
+    weight_decay    u-μP's independent weight decay: the fraction of every weight removed
+                    per step at the schedule's peak (>= 0, at most MAX_INDEPENDENT_WD)
+    adamw_weight_decay, adamw_lr  instead of weight_decay: torch AdamW's lr-coupled λ and the
+                    peak lr it goes with (Llama-2: 0.1 and 3e-4); the plan's decay is λ × lr
     hf_config       instead of the shape keys: a Hugging Face config.json (relative to this
                     file); then only name, description, seq_len (overrides the config's
                     max_position_embeddings) and the plan keys may be given with it
@@ -64,7 +67,11 @@ _SHAPE_KEYS = (
     "rope_theta",
     "norm",
 )
-_PLAN_KEYS = ("tokens", "batch_size", "weight_decay")
+_PLAN_KEYS = ("tokens", "batch_size", "weight_decay", "adamw_weight_decay", "adamw_lr")
+# Independent weight decay removes this fraction of every weight per step; more than 1% a
+# step is almost surely torch's lr-coupled λ written where u-μP's per-step decay belongs
+# (Llama-2's λ 0.1 at lr 3e-4 is 3e-5 a step).
+MAX_INDEPENDENT_WD = 0.01
 _TARGET_KEYS = ("name", "description") + _SHAPE_KEYS + _PLAN_KEYS + ("hf_config",)
 _HF_WITH = ("name", "description", "hf_config", "seq_len") + _PLAN_KEYS
 _REQUIRED = ("width", "depth", "vocab_size", "seq_len")
@@ -189,12 +196,49 @@ def _plan(data: Mapping[str, Any], source: str, key: str) -> TrainingPlan:
     tokens = _count(data["tokens"], source, join(key, "tokens")) if "tokens" in data else None
     batch = data.get("batch_size")
     batch = None if batch is None else _positive_int(batch, source, join(key, "batch_size"))
-    wd = data.get("weight_decay")
-    if wd is not None:
-        wd = number(wd, source, join(key, "weight_decay"))
-        if wd < 0:
-            raise fail(source, join(key, "weight_decay"), "expected >= 0", data["weight_decay"])
+    wd = _plan_weight_decay(data, source, key)
     return TrainingPlan(tokens=tokens, batch_size=batch, weight_decay=wd)
+
+
+def _plan_weight_decay(data: Mapping[str, Any], source: str, key: str) -> float | None:
+    """The plan's independent weight decay (per step), from `weight_decay` or from torch
+    AdamW's `adamw_weight_decay` (λ) × `adamw_lr`: SP AdamW removes lr·λ of every weight a
+    step, which is what u-μP's independent decay counts."""
+    coupled = [k for k in ("adamw_weight_decay", "adamw_lr") if k in data]
+    if coupled and "weight_decay" in data:
+        raise fail(
+            source,
+            join(key, coupled[0]),
+            "give weight_decay or adamw_weight_decay with adamw_lr, not both",
+        )
+    if coupled:
+        if len(coupled) == 1:
+            other = ({"adamw_weight_decay", "adamw_lr"} - set(coupled)).pop()
+            raise fail(
+                source,
+                join(key, other),
+                f"expected with {coupled[0]} (λ × lr is the decay per step)",
+            )
+        lam = number(data["adamw_weight_decay"], source, join(key, "adamw_weight_decay"))
+        lr = number(data["adamw_lr"], source, join(key, "adamw_lr"))
+        if lam < 0:
+            raise fail(source, join(key, "adamw_weight_decay"), "expected >= 0", lam)
+        if not lr > 0:
+            raise fail(source, join(key, "adamw_lr"), "expected > 0", lr)
+        return lam * lr
+    if data.get("weight_decay") is None:
+        return None
+    wd = number(data["weight_decay"], source, join(key, "weight_decay"))
+    if not 0 <= wd <= MAX_INDEPENDENT_WD:
+        raise fail(
+            source,
+            join(key, "weight_decay"),
+            f"expected u-μP's independent weight decay, the fraction removed per step, in "
+            f"[0, {MAX_INDEPENDENT_WD}] (for torch AdamW's λ give adamw_weight_decay and "
+            "adamw_lr: λ 0.1 at lr 3e-4 is 3e-5)",
+            data["weight_decay"],
+        )
+    return wd
 
 
 def _model(data: Mapping[str, Any], source: str, key: str) -> ModelSpec:
@@ -289,7 +333,7 @@ def target_to_dict(target: TargetSpec) -> dict[str, Any]:
 
     Example:
         >>> t = load_target({"width": 256, "depth": 2, "n_heads": 4, "ffn_hidden": 688,
-        ...                  "vocab_size": 100, "seq_len": 64, "weight_decay": 0.1})
+        ...                  "vocab_size": 100, "seq_len": 64, "weight_decay": 1e-4})
         >>> load_target(target_to_dict(t)) == t
         True
     """
@@ -303,7 +347,7 @@ def target_to_dict(target: TargetSpec) -> dict[str, Any]:
     out |= {"vocab_size": m.vocab_size, "seq_len": m.seq_len, "pos": m.pos, "norm": m.norm}
     if m.pos == "rope":
         out["rope_theta"] = m.rope_base
-    for k in _PLAN_KEYS:
+    for k in ("tokens", "batch_size", "weight_decay"):  # adamw_* are read as weight_decay
         if getattr(plan, k) is not None:
             out[k] = getattr(plan, k)
     return out

@@ -9,10 +9,11 @@ against it, and each class declares and validates its own `strategy_options:` (`
 
 Example:
     >>> sorted(STRATEGIES), TPEStrategy.SAMPLED, sorted(RandomStrategy.OPTIONS)
-    (['grid', 'independent', 'random', 'tpe'], True, ['sampler_seed'])
+    (['bracket', 'grid', 'independent', 'random', 'tpe'], True, ['sampler_seed'])
 """
 
 from umup_sweep.search._base import BaseStrategy
+from umup_sweep.search._bracket import BracketStrategy
 from umup_sweep.search._factory import STRATEGIES, make_strategy
 from umup_sweep.search._fit import fit_log2_minimum, parabola_vertex
 from umup_sweep.search._grid import GridStrategy
@@ -25,6 +26,7 @@ from umup_sweep.search._trials import ResultIndex, make_trial
 __all__ = [
     "STRATEGIES",
     "BaseStrategy",
+    "BracketStrategy",
     "GridStrategy",
     "IndependentStrategy",
     "PerPrecisionStrategy",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from umup_sweep.search._base import BaseStrategy
+from umup_sweep.search._bracket import BracketStrategy
 from umup_sweep.search._grid import GridStrategy
 from umup_sweep.search._independent import IndependentStrategy
 from umup_sweep.search._precisions import PerPrecisionStrategy
@@ -19,6 +20,7 @@ __all__ = ["STRATEGIES", "make_strategy"]
 # The one registry of strategy names: a sweep's `strategy:` is checked against it, and its
 # `strategy_options:` against the class's OPTIONS (`BaseStrategy.parse_options`).
 STRATEGIES: dict[str, type[BaseStrategy]] = {
+    "bracket": BracketStrategy,
     "grid": GridStrategy,
     "independent": IndependentStrategy,
     "random": RandomStrategy,
@@ -29,8 +31,8 @@ STRATEGIES: dict[str, type[BaseStrategy]] = {
 def make_strategy(sweep: SweepSpec, data_fingerprint: str = "") -> BaseStrategy:
     """The strategy `sweep.strategy` names, bound to the sweep and the corpus fingerprint.
 
-    A sweep with several `precisions` gets that strategy once per precision
-    (`PerPrecisionStrategy`), as each proxy gets it once.
+    A sweep with several `precisions` or train axes gets that strategy once per precision
+    and training setting (`PerPrecisionStrategy`), as each proxy gets it once.
 
     Example:
         >>> from umup_sweep.config import load_sweep
@@ -47,7 +49,7 @@ def make_strategy(sweep: SweepSpec, data_fingerprint: str = "") -> BaseStrategy:
         cls = STRATEGIES[sweep.strategy]
     except KeyError:
         raise ValueError(f"unknown strategy {sweep.strategy!r}") from None
-    if len(sweep.precisions) > 1:
+    if len(sweep.precisions) > 1 or sweep.train_axes is not None:  # one per part
         return PerPrecisionStrategy(sweep, data_fingerprint, cls)
     if sweep.train.precision != sweep.precisions[0]:  # a hand-built spec: the axis decides
         sweep = sweep.for_precision(sweep.precisions[0])

@@ -12,6 +12,7 @@ Example:
 """
 
 from umup_sweep.store._files import CURVE_COLUMNS, atomic_write_text, read_curve, write_curve
+from umup_sweep.store._growth import Growth, SweepChange, classify_change, in_sweep
 from umup_sweep.store._layout import (
     COMPARE_FILE,
     CURVES_DIR,
@@ -43,11 +44,15 @@ __all__ = [
     "TRANSFER_FILE",
     "TRIALS_FILE",
     "TRIAL_COLUMNS",
+    "Growth",
     "RunLock",
     "RunStore",
     "StudyLock",
+    "SweepChange",
     "atomic_write_text",
     "changed_keys",
+    "classify_change",
+    "in_sweep",
     "lock_holder",
     "read_curve",
     "read_sweep",

@@ -7,6 +7,13 @@ plus width, depth and seed (point distributions), value = the sweep metric, and 
 - diverged -> COMPLETE, value = +inf (a real, final outcome that Optuna can rank: never best).
 - failed   -> FAIL, with the one-line error in user attr `error`. A failed trial is not final:
   a later run of the same sweep tries it again (`has()` is False for it).
+
+The study's user attributes: `sweep_hash`, `metric`, `swept`, `sweep` (the resolved sweep the
+stored trials belong to, what a changed sweep is compared with), `growth` (the last accepted
+growth or shrink: its changes and `mark`, the number of trials stored before it) and, on a
+shared server, `driver`. A changed sweep is accepted when it only grows or (for some
+strategies) shrinks the stored one (`umup_sweep.store._growth`); `results()` then holds the
+trials of the sweep as it is now.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import pandas as pd
 from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from umup_sweep.config import SweepSpec, sweep_hash
+from umup_sweep.config import SweepSpec, sweep_hash, sweep_to_dict
 from umup_sweep.errors import StoreError
 from umup_sweep.spec import TrialResult, TrialSpec
 from umup_sweep.store._files import (
@@ -31,6 +38,7 @@ from umup_sweep.store._files import (
     read_curve,
     write_curve,
 )
+from umup_sweep.store._growth import Growth, classify_change, in_sweep, refusal
 from umup_sweep.store._layout import CURVES_DIR, STUDY_FILE, SWEEP_FILE, TRIALS_FILE
 from umup_sweep.store._lock import RunLock, StudyLock
 from umup_sweep.store._rows import FINAL_STATUSES, finite_or_inf, rows_frame, trial_row
@@ -43,7 +51,11 @@ from umup_sweep.store._study import (
     storage_url,
     unreadable,
 )
-from umup_sweep.store._sweep import changed_message, read_sweep, write_sweep
+from umup_sweep.store._sweep import plain, read_sweep, stored_sweep_dict, write_sweep
+
+# Top-level sweep keys not kept in the study's `sweep` attribute: they never decide trials
+# (and `storage` may name a database URL).
+_NOT_STORED = ("name", "execution", "storage", "analysis", "target")
 
 
 class RunStore:
@@ -93,6 +105,7 @@ class RunStore:
         self._new_study = False  # open() started the study (no sweep recorded in it before)
         self._url = sweep.storage.url  # the storage URL when not the run directory's study.db
         self._rows: dict[str, dict[str, Any]] = {}
+        self._numbers: dict[str, int] = {}  # the study's trial number behind each row
         # the corpus fingerprint the stored trials ran with (part of their keys; "" if none)
         self.data_fingerprint = ""
         self._load_rows()
@@ -104,15 +117,20 @@ class RunStore:
         """Open (or create) the run directory of `sweep` for writing, holding its lock (and,
         for a shared database, the study's lock on the server).
 
+        A sweep that only grows the stored one (more seeds, widths, depths, precisions, HP
+        values, a wider range, a larger budget) or, for grid and random, shrinks it, is taken
+        as it is: its stored trials are reused (`umup_sweep.store._growth` has the rule).
+
         Args:
             sweep: the sweep to run.
-            force: if the directory holds a different sweep, move it aside to
-                `<run_dir>.bak-<timestamp>` (and a remote study to `<name>.bak-<timestamp>`)
-                and start over, instead of refusing.
+            force: if the directory holds a different sweep (even one that only grows it),
+                move it aside to `<run_dir>.bak-<timestamp>` (and a remote study to
+                `<name>.bak-<timestamp>`) and start over.
 
         Raises:
-            StoreError: another driver holds the lock; the directory holds a different sweep
-                (without `force`); the trial database is unreadable or unreachable.
+            StoreError: another driver holds the lock; the directory holds a sweep this one
+                changes other than by growing (without `force`); the trial database is
+                unreadable or unreachable.
         """
         run_dir = sweep.run_dir
         created = [d for d in (run_dir, *run_dir.parents) if not d.exists()]
@@ -142,9 +160,12 @@ class RunStore:
         locks.study = lock_study(url, name, study)
         new_hash = sweep_hash(sweep)
         old_hash = study.user_attrs.get("sweep_hash")
+        why = None  # why the stored run cannot take this sweep: start over, or refuse
         if old_hash is not None and old_hash != new_hash:
+            why = "--force" if force else _take_change(study, storage, sweep, old_hash, new_hash)
+        if why is not None:
             if not force:
-                raise StoreError(changed_message(run_dir, sweep))
+                raise StoreError(why)
             locks.run.release()
             move_aside(run_dir, name, sweep.storage.url)
             run_dir.mkdir(mode=PRIVATE_DIR)
@@ -152,12 +173,16 @@ class RunStore:
             study, storage = open_study(url, name, run_dir, create=True)
             make_private(run_dir / STUDY_FILE)
             old_hash = None
+        # The sweep, then its hash: a crash in between leaves the new sweep recorded under the
+        # old hash, which the next open() compares with the new sweep again (no change).
+        write_sweep(run_dir, sweep)
+        stored = {k: v for k, v in sweep_to_dict(sweep).items() if k not in _NOT_STORED}
+        study.set_user_attr("sweep", plain(stored))
         study.set_user_attr("sweep_hash", new_hash)
         study.set_user_attr("metric", sweep.metric)
         study.set_user_attr("swept", list(sweep.swept))
         if locks.study is not None:
             study.set_user_attr("driver", f"host {socket.gethostname()}, pid {os.getpid()}")
-        write_sweep(run_dir, sweep)
         (run_dir / CURVES_DIR).mkdir(mode=PRIVATE_DIR, exist_ok=True)
         store = cls(run_dir, study, sweep, lock=locks.run, storage=storage)
         store._db_lock = locks.study
@@ -246,8 +271,43 @@ class RunStore:
         return row is not None and row["status"] in FINAL_STATUSES
 
     def results(self) -> pd.DataFrame:
-        """All stored trials, one row per trial_key, in `TRIAL_COLUMNS` order."""
+        """The trials of this run's sweep, one row per trial_key, in `TRIAL_COLUMNS` order.
+
+        After a sweep shrank (a seed or width removed from a grid), the stored trials it no
+        longer holds are left out here (and in trials.csv), from then on; `all_results()` has
+        them too. A sweep that never shrank keeps every stored trial (no matching by value)."""
+        frame = self.all_results()
+        return frame[self._mine(frame)].reset_index(drop=True)
+
+    def _mine(self, frame: pd.DataFrame) -> pd.Series:
+        """Which rows the sweep holds: all of them until it first shrank, then by value."""
+        if not self._study.user_attrs.get("shrunk_once"):
+            return pd.Series(True, index=frame.index)
+        return in_sweep(frame, self._sweep)
+
+    def all_results(self) -> pd.DataFrame:
+        """Every stored trial, whether the sweep holds it now or not (as `results()`)."""
         return rows_frame(list(self._rows.values()))
+
+    def growth(self) -> Growth | None:
+        """What the last accepted change of the sweep did: its growths and shrinks, the trials
+        reused from before it and run since, and the stored trials it left out (None when the
+        sweep never changed)."""
+        record = self._study.user_attrs.get("growth")
+        if not isinstance(record, dict):
+            return None
+        frame = self.all_results()
+        mine = self._mine(frame)
+        before = frame["trial_key"].map(self._numbers) < int(record.get("mark", 0))
+        final = frame["status"].isin(FINAL_STATUSES)
+        return Growth(
+            grown=tuple(str(c) for c in record.get("grown", ())),
+            shrunk=tuple(str(c) for c in record.get("shrunk", ())),
+            reused=int((mine & before & final).sum()),
+            new=int((mine & ~before).sum()),
+            outside=int((~mine).sum()),
+            retuned=tuple(str(c) for c in record.get("retuned", ())),
+        )
 
     def curve(self, trial_key: str) -> pd.DataFrame:
         """The loss curve of a trial (columns step, train_loss, val_loss).
@@ -264,6 +324,17 @@ class RunStore:
                 return TrialSpec.from_dict(trial.user_attrs["spec"])
         raise KeyError(trial_key)
 
+    def train_settings(self) -> dict[str, tuple[int, int]]:
+        """``{trial_key: (steps, batch_size)}`` as each stored trial was planned (its
+        TrainSpec's, not the steps a diverged trial got through), in one read of the study."""
+        out: dict[str, tuple[int, int]] = {}
+        for trial in self._trials():
+            train = (trial.user_attrs.get("spec") or {}).get("train") or {}
+            key = trial.user_attrs.get("trial_key")
+            if key is not None and "steps" in train and "batch_size" in train:
+                out[str(key)] = (int(train["steps"]), int(train["batch_size"]))
+        return out
+
     # -- writing -------------------------------------------------------------------------
 
     def commit(self, spec: TrialSpec, result: TrialResult) -> None:
@@ -274,8 +345,10 @@ class RunStore:
         if result.curve:
             self.curves_dir.mkdir(mode=PRIVATE_DIR, exist_ok=True)
             write_curve(self.curve_path(key), result.curve)
-        self._storage.create_new_trial(self._study_id, template_trial=self._frozen(spec, result))
-        self._keep(trial_row(spec, result))
+        trial_id = self._storage.create_new_trial(
+            self._study_id, template_trial=self._frozen(spec, result)
+        )
+        self._keep(trial_row(spec, result), self._storage.get_trial_number_from_id(trial_id))
         self.export()
 
     def export(self) -> Path:
@@ -342,14 +415,15 @@ class RunStore:
                     f"{self.run_dir}: trial #{trial.number} in the study has an unreadable "
                     f"record ({exc}); it was not written by this version of umup-sweep"
                 ) from None
-            self._keep(trial_row(spec, result))
+            self._keep(trial_row(spec, result), trial.number)
 
-    def _keep(self, row: dict[str, Any]) -> None:
+    def _keep(self, row: dict[str, Any], number: int) -> None:
         """Newest row per key wins, except that a failure never hides a final result."""
         old = self._rows.get(row["trial_key"])
         if old is not None and old["status"] in FINAL_STATUSES and row["status"] == "failed":
             return
         self._rows[row["trial_key"]] = row
+        self._numbers[row["trial_key"]] = number
 
 
 class _Locks:
@@ -363,3 +437,38 @@ class _Locks:
         self.run.release()
         if self.study is not None:
             self.study.release()
+
+
+def _take_change(
+    study: optuna.Study,
+    storage: optuna.storages.BaseStorage,
+    sweep: SweepSpec,
+    old_hash: str,
+    new_hash: str,
+) -> str | None:
+    """A sweep that differs from the stored one: why it is refused (one line), or None after
+    recording an accepted growth or shrink in the study (before the new sweep is written, so
+    a crash at any point leaves a run the next open() takes the same way)."""
+    run_dir = sweep.run_dir
+    old = study.user_attrs.get("sweep") or stored_sweep_dict(run_dir)
+    if not isinstance(old, dict):
+        return (
+            f"{run_dir} holds a different sweep (changed keys: unknown); use --force to start "
+            "over (the old run is moved aside) or give a new name"
+        )
+    change = classify_change(old, sweep_to_dict(sweep))
+    why = refusal(change, sweep.strategy, run_dir)
+    if why is None and (change.grown or change.shrunk or change.retuned):  # none after a crash
+        study_id = storage.get_study_id_from_name(study.study_name)
+        record = {
+            "from": old_hash,
+            "to": new_hash,
+            "grown": list(change.grown.values()),
+            "shrunk": list(change.shrunk.values()),
+            "retuned": list(change.retuned.values()),
+            "mark": storage.get_n_trials(study_id),
+        }
+        if change.shrunk:  # sticky: from now on results() matches trials to the sweep
+            study.set_user_attr("shrunk_once", True)
+        study.set_user_attr("growth", record)
+    return why

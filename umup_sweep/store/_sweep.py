@@ -9,13 +9,13 @@ from typing import Any
 
 import yaml
 
-from umup_sweep.config import SweepSpec, load_sweep, printable_url, sweep_to_dict
+from umup_sweep.config import UNHASHED_KEYS, SweepSpec, load_sweep, printable_url, sweep_to_dict
 from umup_sweep.errors import ConfigError, StoreError, UnsetVariableError
 from umup_sweep.store._files import atomic_write_text
 from umup_sweep.store._layout import SWEEP_FILE
 
 # Sweep keys that do not decide which trials run (they may change between reruns).
-_NOT_IDENTITY = ("source", "name", "execution", "storage", "analysis", "train.threads")
+_NOT_IDENTITY = ("source", *UNHASHED_KEYS)
 
 
 def write_sweep(run_dir: Path, sweep: SweepSpec) -> Path:
@@ -25,7 +25,7 @@ def write_sweep(run_dir: Path, sweep: SweepSpec) -> Path:
     data = sweep_to_dict(sweep)
     if data["storage"].get("url"):  # a loaded sweep's URL is printable already
         data["storage"]["url"] = printable_url(data["storage"]["url"])
-    atomic_write_text(path, yaml.safe_dump(_plain(data), sort_keys=False))
+    atomic_write_text(path, yaml.safe_dump(plain(data), sort_keys=False))
     return path
 
 
@@ -71,41 +71,38 @@ def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         >>> changed_keys({"execution": {"executor": "ray"}}, {"execution": {"executor": "serial"}})
         ['execution.executor']
     """
-    a, b = _flatten(_plain(old)), _flatten(_plain(new))
+    a, b = flatten(plain(old)), flatten(plain(new))
     keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k != "source")
     identity = [k for k in keys if not any(k == p or k.startswith(p + ".") for p in _NOT_IDENTITY)]
     return identity or keys
 
 
-def changed_message(run_dir: Path, sweep: SweepSpec) -> str:
-    """Why `open()` refuses a run directory that holds a different sweep."""
+def stored_sweep_dict(run_dir: Path) -> dict[str, Any] | None:
+    """The resolved sweep a run directory's sweep.yaml holds, as plain data (None when it is
+    missing or unreadable)."""
     try:
-        old = yaml.safe_load((run_dir / SWEEP_FILE).read_text()) or {}
+        old = yaml.safe_load((run_dir / SWEEP_FILE).read_text())
     except (OSError, yaml.YAMLError):
-        old = {}
-    keys = changed_keys(old, sweep_to_dict(sweep)) if isinstance(old, dict) and old else []
-    shown = ", ".join(keys[:8]) + (f", ... ({len(keys)} in all)" if len(keys) > 8 else "")
-    return (
-        f"{run_dir} holds a different sweep (changed keys: {shown or 'unknown'}); "
-        "use --force to start over (the old run is moved aside) or give a new name"
-    )
+        return None
+    return old if isinstance(old, dict) and old else None
 
 
-def _plain(obj: Any) -> Any:
+def plain(obj: Any) -> Any:
     """Tuples to lists, Paths to str: something yaml.safe_dump and json accept."""
     if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
+        return {str(k): plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
+        return [plain(v) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
     return obj
 
 
-def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts to one dict of dotted keys (lists stay values)."""
     if not isinstance(d, dict):
         return {prefix: d}
     out: dict[str, Any] = {}
     for key, value in d.items():
-        out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
     return out

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from umup_sweep.analysis._points import Z
+from umup_sweep.analysis._proxy_axes import AXES
 
 MAX_FACTOR = 4.0  # an interval wider than this (hi / lo) is a warning: the carry is a guess
 
@@ -157,5 +158,5 @@ def carry_interval(
         source_se=source_se,
         doublings=doublings,
         drift={a: drift[a] for a in doublings},
-        source={k: int(v) for k, v in source.items() if k in ("width", "depth", "tokens", "batch")},
+        source={k: int(v) for k, v in source.items() if k in AXES},
     )

@@ -106,6 +106,8 @@ class RunStore:
         self._url = sweep.storage.url  # the storage URL when not the run directory's study.db
         self._rows: dict[str, dict[str, Any]] = {}
         self._numbers: dict[str, int] = {}  # the study's trial number behind each row
+        # Read once: open() records a shrink before it builds the store.
+        self._shrunk_once = bool(study.user_attrs.get("shrunk_once"))
         # the corpus fingerprint the stored trials ran with (part of their keys; "" if none)
         self.data_fingerprint = ""
         self._load_rows()
@@ -281,7 +283,7 @@ class RunStore:
 
     def _mine(self, frame: pd.DataFrame) -> pd.Series:
         """Which rows the sweep holds: all of them until it first shrank, then by value."""
-        if not self._study.user_attrs.get("shrunk_once"):
+        if not self._shrunk_once:
             return pd.Series(True, index=frame.index)
         return in_sweep(frame, self._sweep)
 

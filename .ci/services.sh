@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI services: the PostgreSQL server binaries (initdb, pg_ctl) that tests/scaleout/ uses to start
-# a throwaway database server of its own. Installs Debian's package only if they are missing;
-# starts nothing (the tests start and stop their server themselves).
+# a throwaway database server of its own, and Debian's chromium, the headless browser that
+# tests/test_dashboard.py opens optuna-dashboard in. Installs Debian's packages only for what is
+# missing; starts nothing (the tests start and stop their server themselves).
 set -euo pipefail
 
 have_pg() {
@@ -9,13 +10,20 @@ have_pg() {
     ls /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1
 }
 
-if have_pg; then
-    echo "services: PostgreSQL binaries present"
+have_chromium() {
+    command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1
+}
+
+packages=()
+if have_pg; then echo "services: PostgreSQL binaries present"; else packages+=(postgresql); fi
+if have_chromium; then echo "services: chromium present"; else packages+=(chromium); fi
+if [ "${#packages[@]}" -eq 0 ]; then
     exit 0
 fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq postgresql
+$SUDO apt-get install -y -qq "${packages[@]}" >/dev/null
 have_pg && echo "services: PostgreSQL installed"
+have_chromium && echo "services: chromium installed"

@@ -3,11 +3,23 @@
 `ray_session` starts Ray once (2 CPUs, no dashboard, small object store, loopback); executors
 see it already initialised and leave it running. The fakes in `sweep_fakes` are pickled by
 value to Ray workers, which cannot import the tests folder.
+
+The test process computes with one torch thread, as every trial does (`run_trial` sets
+`train.threads`, 1 by default, and leaves it set): the models the tests build are tiny, where
+a second thread only adds synchronisation, and a thread that waits for a busy core (another
+process on a 2-core machine) makes each step many times slower. Set once here, the count no
+longer depends on whether a test that ran a trial came first.
 """
 
 from __future__ import annotations
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

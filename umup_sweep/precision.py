@@ -113,13 +113,20 @@ class Fp8Quantize(torch.autograd.Function):
 
     Straight-through: the gradient is not multiplied by the cast's derivative (which is zero
     almost everywhere), only rounded itself, as an FP8 matmul's backward would see it.
+    In the `setup_context` form with a generated vmap rule, so fused trials (`torch.vmap`)
+    can run it.
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx: Any, x: Tensor, fwd: torch.dtype | None, bwd: torch.dtype | None) -> Tensor:
-        ctx.bwd = bwd
+    def forward(x: Tensor, fwd: torch.dtype | None, bwd: torch.dtype | None) -> Tensor:
         # A view, not `x` itself: an autograd Function must not return its input unchanged.
         return x.view_as(x) if fwd is None else fp8_cast(x, fwd)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+        ctx.bwd = inputs[2]
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:

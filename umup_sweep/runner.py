@@ -48,6 +48,7 @@ from umup_sweep.run_status import summarize_store
 from umup_sweep.search._base import BaseStrategy
 from umup_sweep.spec import TrialResult, TrialSpec
 from umup_sweep.store import Growth, RunStore
+from umup_sweep.tracking import Tracking
 
 UNUSED_GPUS_WARNING = (
     "warning: execution.gpus_per_trial > 0 but train.device is cpu: the trials will "
@@ -169,9 +170,11 @@ def run_sweep(
 
     A sweep that grew since its run directory was written (more seeds, widths, HP values...)
     reuses every stored trial it still holds and runs only the new ones; see
-    `RunStore.open` for what may change.
+    `RunStore.open` for what may change. With `sweep.tracking`, each committed trial is also
+    logged to the trackers, and the summary after the analysis (`umup_sweep.tracking`).
 
     Raises:
+        TrackingError: a tracker's package is missing (before the run directory is made).
         StoreError: the run directory is locked, holds a sweep this one changes other than by
             growing, or is damaged.
         SweepInterrupted: on Ctrl-C, after committing what finished (carries the summary).
@@ -179,8 +182,9 @@ def run_sweep(
     start = time.monotonic()
     executor_name = _executor_name(executor, sweep)
     strategy = _checked_strategy(sweep, executor_name, strategy, on_progress)
+    tracking = Tracking.open(sweep, _notice(on_progress))  # a missing package: one line, now
     store = RunStore.open(sweep, force=force)
-    loop = _Loop(store, on_progress)
+    loop = _Loop(store, on_progress, tracking)
     owned = not isinstance(executor, BaseExecutor)
     ex: BaseExecutor | None = None
     try:
@@ -193,6 +197,7 @@ def run_sweep(
         loop.run(strategy, ex, sweep.execution.max_concurrent)
         store.export()
         analysis_error = _analyze(store.run_dir, verbose, on_progress) if analyze else None
+        tracking.finish(store, analysed=analyze and analysis_error is None)
     except KeyboardInterrupt:
         _close(ex, owned)
         ex = None
@@ -206,6 +211,7 @@ def run_sweep(
         raise
     finally:
         _close(ex, owned)
+        tracking.close()
         store.close()
     return loop.summary(sweep, start, analysis_error=analysis_error)
 
@@ -252,9 +258,12 @@ def _close(ex: BaseExecutor | None, owned: bool) -> None:
 class _Loop:
     """The propose -> submit -> commit loop, with the counters the summary needs."""
 
-    def __init__(self, store: RunStore, report: ProgressFn | None) -> None:
+    def __init__(
+        self, store: RunStore, report: ProgressFn | None, tracking: Tracking | None = None
+    ) -> None:
         self.store = store
         self.report = report
+        self.tracking = tracking  # logs each trial once it is committed (never before)
         self.n_new = 0
         self.n_resumed = int(store.results()["status"].isin(("ok", "diverged")).sum())
         self.failed_now: set[str] = set()
@@ -270,7 +279,8 @@ class _Loop:
         finished: tuple[TrialSpec, TrialResult] | None = None
         while True:
             results = self.visible_results()
-            free = max(1, max_concurrent) - ex.in_flight
+            # a slot runs one trial, or one fused group of up to `slot_size` (execution.fuse)
+            free = max(1, max_concurrent) * ex.slot_size - ex.in_flight
             if free > 0:
                 proposed = strategy.propose(results, list(pending.values()), free)[:free]
                 self._submit(proposed, ex, pending)
@@ -300,6 +310,8 @@ class _Loop:
 
     def commit(self, spec: TrialSpec, result: TrialResult) -> None:
         self.store.commit(spec, result)
+        if self.tracking is not None:
+            self.tracking.log_trial(spec, result)
         self.n_new += 1
         if result.status == "failed":
             self.failed_now.add(spec.trial_key)
@@ -397,6 +409,11 @@ def _default_strategy(sweep: SweepSpec) -> BaseStrategy:
     from umup_sweep.search import make_strategy
 
     return make_strategy(sweep, data_fingerprint(sweep.data))
+
+
+def _notice(report: ProgressFn | None) -> Callable[[str], None] | None:
+    """One-line messages (from the trackers) as `SweepNotice`s."""
+    return None if report is None else (lambda text: report(SweepNotice(text)))
 
 
 def _analyze(run_dir: Path, verbose: bool, report: ProgressFn | None) -> str | None:

@@ -20,6 +20,7 @@ FfnKind = Literal["swiglu", "gelu"]
 PosEncoding = Literal["rope", "none"]
 NormKind = Literal["rms", "layer"]
 Status = Literal["ok", "diverged", "failed"]
+Precision = Literal["fp32", "bf16", "fp8_sim"]
 
 # The u-μP hyperparameters that live in the model (all default 1.0, see u-μP paper Table 3).
 MODEL_HPS = (
@@ -194,7 +195,7 @@ class TrainSpec:
     diverge_loss: float = 10.0  # loss above this (or NaN/inf; at least ln(vocab)+2) diverges
     threads: int = 1
     device: str = "cpu"  # cpu | cuda | cuda:N | auto (resolved before the trial starts)
-    precision: Literal["fp32", "bf16", "fp8_sim"] = "fp32"
+    precision: Precision = "fp32"
     compile: bool = False  # torch.compile the model (worth it for long GPU trials)
     # The decay per step is lr × weight_decay (a sweep's `weight_decay: {coupled: lr}`), not
     # weight_decay itself; part of `trial_key` only when True.
@@ -298,7 +299,9 @@ class TrialSpec:
 
 @dataclass
 class TrialResult:
-    """What a finished trial reports. `curve` rows are (step, train_loss, val_loss or None)."""
+    """What a finished trial reports. `curve` rows are (step, train_loss, val_loss or None);
+    `started_at` is when its training loop started (Unix time; None from before it existed),
+    which with `wall_s` dates the trial in the study."""
 
     trial_key: str
     status: Status
@@ -313,6 +316,7 @@ class TrialResult:
     node_id: str | None = None
     error: str | None = None
     curve: list[tuple[int, float, float | None]] = field(default_factory=list)
+    started_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (curve included)."""

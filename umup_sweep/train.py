@@ -11,6 +11,7 @@ evaluation), which benchmarks and tests drive with models and batches of their o
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -249,7 +250,7 @@ def run_trial(spec: TrialSpec) -> TrialResult:
     ]
     generator = torch.Generator().manual_seed(spec.seed)
     batches = train_batches(corpus, train.batch_size, seq_len, generator)
-    start = time.perf_counter()
+    start, started_at = time.perf_counter(), time.time()
     log = train_steps(
         model,
         optimizer,
@@ -262,7 +263,8 @@ def run_trial(spec: TrialSpec) -> TrialResult:
     )
     wall_s = time.perf_counter() - start
     val_loss = None if log.diverged else evaluate(model, val_batches, policy)
-    return _trial_result(spec, model, log, wall_s, val_loss)
+    result = _trial_result(spec, model, log, wall_s, val_loss)
+    return dataclasses.replace(result, started_at=started_at)
 
 
 def _trial_result(

@@ -247,3 +247,42 @@ def test_report_alone_says_where_the_report_is(runs):
     res = runner.invoke(app, ["report", str(runs["sp"]), "--verbose"])
     assert res.exit_code == 0, res.output
     assert "transfer: sp_ind" in res.output and "cost of carrying" in res.output
+
+
+def test_compare_refuses_runs_trained_at_another_horizon(runs, tmp_path):
+    """Proxies are matched by width and depth: a run trained 150 steps is not put beside
+    one trained the default 300."""
+    short = _search(
+        tmp_path, "short", {"lr": {"log2_range": [-3, 2]}}, _umup_loss, train={"steps": 150}
+    )
+    with pytest.raises(UserError) as err:
+        load_comparison(runs["umup"], short)
+    assert str(err.value) == (
+        f"--compare: {runs['umup']} trains at 300 steps × batch 16 but {short} at 150 steps × "
+        "batch 16: compare runs with the same training horizon"
+    )
+
+
+def test_compare_refuses_a_run_with_several_horizons(runs, tmp_path):
+    from umup_sweep.analysis._compare import compare_runs
+    from umup_sweep.analysis._run import RunData, load_run
+
+    sweep = load_sweep(
+        {
+            "name": "horizons",
+            "proxy": {"base": {"head_dim": 16}, "widths": [32, 64], "depths": [1]},
+            "hyperparameters": {"lr": {"log2_range": [-3, 2]}},
+            "train": {"steps": [150, 300], "batch_size": 16},
+            "storage": {"run_dir": str(tmp_path)},
+        }
+    )
+    umup = load_run(runs["umup"])
+    several = RunData(
+        tmp_path / "horizons", "horizons", "val_loss", ("lr",), 0.25, umup.trials, spec=sweep
+    )
+    with pytest.raises(UserError) as err:
+        compare_runs(umup, several)
+    assert str(err.value) == (
+        f"--compare: {tmp_path / 'horizons'} trains each proxy at 2 settings (150 steps × batch "
+        "16, 300 steps × batch 16): compare runs made at one training horizon and batch size"
+    )

@@ -81,3 +81,23 @@ def test_new_fields_are_plain_json():
             "sentence",
         }
         assert isinstance(data["edges"], list)
+
+
+def test_an_edge_off_the_power_of_two_grid_is_named_by_its_value():
+    """Values like weight decay 0.03, 0.1, 0.3 are not powers of 2: the reason names the
+    values (0.03; extend to 0.009..0.0027 at the same log spacing), not 2^-5.05889."""
+    import math
+
+    grid = [math.log2(v) for v in (0.03, 0.1, 0.3, 1.0)]
+    res = _lr(make_trials(widths=(64, 128), grid=grid, c0=-8.0, noise=0.001))
+    step = math.log2(0.1) - math.log2(0.03)
+    assert all(e["side"] == "lower" for e in res.edges)
+    low, lower = (0.03 * 2.0 ** (-k * step) for k in (1, 2))
+    assert res.edges[0]["extend_to"] == [
+        pytest.approx(low, rel=1e-5),
+        pytest.approx(lower, rel=1e-5),
+    ]
+    assert res.reason.startswith(
+        f"the best lr at 64x2 and 128x2 is on the lower edge of the swept range (0.03): "
+        f"extend the range to {lower:.3g}..{low:.3g} and rerun; drift "
+    )

@@ -132,6 +132,26 @@ def test_lr_optimum_per_weight_decay():
     assert [o["value"] for o in rec["proxies"][0]["optima"]] == [0.0, 0.03, 0.1, 0.3]
 
 
+def test_lr_per_weight_decay_figure(tmp_path):
+    """A grid over lr × weight decay gets `lr_by_weight_decay.png`: one curve per weight
+    decay, drawn from each value's seed means (re-read from the record), its optimum dashed."""
+    from umup_sweep.analysis import plot_runs
+    from umup_sweep.analysis._run import RunData
+
+    rows = pd.DataFrame(_wd_rows(2.0, 0.003, np.random.default_rng(3)))
+    run = RunData(tmp_path / "wd", "wd", "val_loss", ("lr", "weight_decay"), 0.25, rows)
+    report = analyze_run(run, write=False)
+    written = plot_runs([report], tmp_path / "plots", formats=("png",))
+    assert tmp_path / "plots" / "lr_by_weight_decay.png" in written
+    assert (tmp_path / "plots" / "lr_by_weight_decay.png").stat().st_size > 10_000
+    (rec,) = report.conditional["umup"].values()
+    optima = rec["proxies"][0]["optima"]
+    at_zero = rows[(rows["weight_decay"] == 0) & (rows["lr"] == 1.0)]["val_loss"].mean()
+    curve = {round(c["log2"], 6): c["mean"] for c in optima[0]["curve"]}
+    assert curve[0.0] == pytest.approx(at_zero)
+    assert len(optima[0]["curve"]) == 9
+
+
 def test_weight_decay_zero_is_no_log2_point():
     """A weight decay sweep with 0 in it: analysed in log2 over its positive values, with a
     note, and its lr analysis still runs (it used to raise a math domain error)."""

@@ -410,3 +410,34 @@ def test_an_interrupted_run_resumes_into_exactly_the_uninterrupted_search(tmp_pa
     assert len(committed) == 4 and summary.n_new == len(expected) - 4
     runs = pd.Series([line.split()[0] for line in (tmp_path / "log").read_text().splitlines()])
     assert runs.is_unique  # no trial ran twice
+
+
+def test_a_bracket_runs_at_every_horizon_of_a_train_axis() -> None:
+    """With `train: {steps: [...]}` each horizon gets its own brackets (one strategy per
+    training setting), each converging on that horizon's optimum: 0.5 log2 lower per
+    doubling of the steps here."""
+    sweep = load_sweep(
+        {
+            "name": "br_axes",
+            "proxy": {"base": {"head_dim": 16}, "widths": [32], "depths": [1]},
+            "seeds": [0, 1],
+            "strategy": "bracket",
+            "hyperparameters": {"lr": {"log2_range": [-6, 4]}},
+            "train": {"steps": [20, 40], "batch_size": 4},
+        }
+    )
+    strategy = make_strategy(sweep)
+    centre = {20: 0.5, 40: 0.0}
+
+    def objective(t: TrialSpec) -> float:
+        return bowl(centre[t.train.steps])(t)
+
+    results = drive(strategy, objective, max_new=4)
+    assert set(results["trial_key"]) and len(results) == results["trial_key"].nunique()
+    summary = strategy.summary(results)
+    assert sorted(summary) == ["fp32 20x4", "fp32 40x4"]
+    for label, steps in (("fp32 20x4", 20), ("fp32 40x4", 40)):
+        assert summary[label]["complete"]
+        (line,) = summary[label]["lines"]
+        assert line["status"] == "converged"
+        assert line["optimum_log2"] == pytest.approx(centre[steps], abs=1e-6)

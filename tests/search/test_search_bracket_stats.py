@@ -65,16 +65,18 @@ def _searches(low: float, high: float, seed: int, with_grid: bool = False) -> li
             "hyperparameters": {"lr": {"log2_range": [-3, 1]}},  # lr_width.yaml's grid
         }
     )
+    # One strategy of each kind serves every search: a strategy is stateless between calls
+    # (it keeps only a memo of the trial specs it builds, the same in every search).
+    strategy, grid_strategy = BracketStrategy(sweep), GridStrategy(grid_sweep)
     out = []
     for run in range(N_SEARCHES):
         centre = rng.uniform(low, high)
         objective = bowl(centre, sigma=SIGMA, run=run + 1000 * seed)
-        strategy = BracketStrategy(sweep)
         results = drive(strategy, objective, max_new=100)
         (line,) = strategy.summary(results)["lines"]
         record = {**line, "error": line["optimum_log2"] - centre, "n": len(results)}
         if with_grid:
-            grid = drive(GridStrategy(grid_sweep), objective, max_new=100)
+            grid = drive(grid_strategy, objective, max_new=100)
             optimum, se = _grid_fit(grid)
             record["grid_error"], record["grid_se"] = optimum - centre, se
             record["grid_n"] = len(grid)

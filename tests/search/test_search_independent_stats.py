@@ -56,9 +56,15 @@ def noisy(
 
 
 def run_many(spec: SweepSpec, effects, truth=None) -> list[dict]:
+    """`N_SEARCHES` searches of `spec`, each on its own noise draw.
+
+    One strategy serves them all: a strategy is stateless between calls (what it proposes
+    and summarises comes from the results it is given); what it keeps is a memo of the
+    trial specs and keys it builds, which are the same in every search of one sweep.
+    """
     out = []
+    strategy = IndependentStrategy(spec)
     for search in range(N_SEARCHES):
-        strategy = IndependentStrategy(spec)
         results = drive(strategy, noisy(effects, search, truth), max_new=1000)
         summary = strategy.summary(results)
         assert summary["complete"]

@@ -35,6 +35,7 @@ import yaml
 
 from umup_sweep.analysis._compare import COMPARE_FILE, Comparison
 from umup_sweep.analysis._conditional import conditional_records
+from umup_sweep.analysis._conditional_plot import conditional_figure
 from umup_sweep.analysis._plots import transfer_figure
 from umup_sweep.analysis._points import json_ready
 from umup_sweep.analysis._precision import PrecisionReport, compare_precisions
@@ -205,7 +206,8 @@ def plot_runs(
         tolerance: override the transfer tolerance.
 
     Returns:
-        The files written (`<hp>.png`/`.svg`; `<hp>_<run1>_vs_<run2>.*` for several runs).
+        The files written (`<hp>.png`/`.svg`; `<hp>_<run1>_vs_<run2>.*` for several runs;
+        for one run with lr gridded against another HP, also `lr_by_<hp>.*`).
 
     Example:
         >>> plot_runs(["runs/lr_width", "runs/sp_lr_width"])  # doctest: +SKIP
@@ -231,6 +233,25 @@ def plot_runs(
         ]
         stem = hp if len(reports) == 1 else f"{hp}_{'_vs_'.join(names)}"
         written += plot_hp(panels, reports[0].metric, out / stem, formats)
+    if len(reports) == 1:
+        written += _plot_conditional(reports[0], out, formats)
+    return written
+
+
+def _plot_conditional(report: TransferReport, out: Path, formats: tuple[str, ...]) -> list[Path]:
+    """``<hp>_by_<other>.*``: the lr curves per value of the HP swept with it (per result
+    key, suffixed with the key when the run has several)."""
+    written: list[Path] = []
+    records = report.conditional or {}
+    for key, by_hp in records.items():
+        for by, record in by_hp.items():
+            stem = f"{record['hp']}_by_{by}" + ("" if len(records) == 1 else f"_{key}")
+            fig = conditional_figure(record, report.metric, report.run)
+            out.mkdir(parents=True, exist_ok=True)
+            for fmt in formats:
+                path = out / f"{stem}.{fmt}"
+                fig.savefig(path, dpi=110)
+                written.append(path)
     return written
 
 

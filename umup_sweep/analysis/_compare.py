@@ -294,8 +294,41 @@ def _labels(this: RunData, other: RunData) -> tuple[str, str]:
     return (f"{a} ({this.name})", f"{b} ({other.name})") if a == b else (a, b)
 
 
+def _settings(run: RunData) -> list[tuple[int, int]] | None:
+    """The (steps, batch size) settings a run trained its proxies at (None: not known)."""
+    spec = run.spec
+    if spec is None:
+        return None
+    if spec.train_axes is not None:
+        return spec.train_axes.points(spec.train)
+    return [(spec.train.steps, spec.train.batch_size)]
+
+
+def _words(settings: list[tuple[int, int]]) -> str:
+    return ", ".join(f"{s} steps × batch {b}" for s, b in settings)
+
+
+def _same_training(this: RunData, other: RunData) -> None:
+    """Refuse runs whose proxies trained differently: proxies are matched by width and depth,
+    so a run with several horizons or batch sizes, or two runs at different ones, would put
+    unlike losses side by side."""
+    settings = _settings(this), _settings(other)
+    for run, setting in zip((this, other), settings, strict=True):
+        if setting is not None and len(setting) > 1:
+            raise UserError(
+                f"--compare: {run.path} trains each proxy at {len(setting)} settings "
+                f"({_words(setting)}): compare runs made at one training horizon and batch size"
+            )
+    if None not in settings and settings[0] != settings[1]:
+        raise UserError(
+            f"--compare: {this.path} trains at {_words(settings[0] or [])} but {other.path} at "
+            f"{_words(settings[1] or [])}: compare runs with the same training horizon"
+        )
+
+
 def _common(this: RunData, other: RunData) -> tuple[str, list[tuple[int, int]]]:
     """The precision and the proxies both runs ran (refusing when there are none)."""
+    _same_training(this, other)
     if this.metric != other.metric:
         raise UserError(
             f"--compare: {this.path} measures {this.metric} but {other.path} measures "
@@ -333,7 +366,8 @@ def compare_runs(this: RunData, other: RunData) -> Comparison:
     docstring says what each number is).
 
     Raises:
-        UserError: the runs measure different metrics, or share no precision or width.
+        UserError: the runs measure different metrics, trained at different horizons or
+            batch sizes (or at several), or share no precision or width.
     """
     precision, common = _common(this, other)
     recs = _search(this, precision), _search(other, precision)

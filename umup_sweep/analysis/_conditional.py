@@ -10,7 +10,8 @@ the sweep's tolerance: `holds` when Δ ± 2se lies within ±tolerance, `moves` w
 outside, else `inconclusive`. ``by`` may be 0 (it is a value, not a log2 axis, here).
 
 Shape (plain JSON, ``transfer.json``'s ``conditional[key][by]``): ``{hp, by, reference,
-proxies: [{proxy, optima: [{value, optimum_log2, se, method, best_loss, at_edge}]}],
+proxies: [{proxy, optima: [{value, optimum_log2, se, method, best_loss, at_edge,
+curve: [{log2, mean, std}]}]}],
 shifts: [{value, shift_log2, se, verdict}], verdict, sentence}``.
 
 Example (the lr optimum at log2 −1 without decay and at +0 with decay 0.1, noise free):
@@ -73,6 +74,12 @@ def _optima_at(
                 "method": opt.fit_method,
                 "best_loss": opt.best_loss,
                 "at_edge": opt.at_edge,
+                # the seed-mean loss at each hp value run (log2), for the figure
+                "curve": [
+                    {"log2": c.log2, "mean": c.mean, "std": c.std}
+                    for c in opt.curve
+                    if c.mean is not None and math.isfinite(c.mean)
+                ],
             }
         )
     return out

@@ -56,7 +56,10 @@ def edge_records(optima: Iterable[ProxyOptimum]) -> list[dict[str, Any]]:
 
 
 def _exp(x: float) -> str:
-    return f"2^{round(x, 6):g}"
+    """``2^3`` (or ``2^-3.5``) on a quarter-step log2 grid, else the value: a list like
+    0.03 is not on 2^k."""
+    on_grid = abs(4 * x - round(4 * x)) < 1e-5
+    return f"2^{round(4 * x) / 4:g}" if on_grid else f"{2.0**x:.3g}"
 
 
 def edge_reason(hp: str, edges: list[dict[str, Any]]) -> str:

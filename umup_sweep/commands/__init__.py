@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from umup_sweep.commands import analysis_cmd, sweep_cmd, train_cmd
+from umup_sweep.commands import analysis_cmd, dashboard_cmd, sweep_cmd, train_cmd
 
 
 def register_all(app: typer.Typer) -> None:
     """Register every command module's commands on `app`, in the order `--help` lists them."""
-    for module in (train_cmd, sweep_cmd, analysis_cmd):
+    for module in (train_cmd, sweep_cmd, analysis_cmd, dashboard_cmd):
         module.register(app)

@@ -25,6 +25,8 @@ Examples:
   umup-sweep run sweeps/lr_width.yaml --address auto   # attach to `ray start --head`
 
   umup-sweep run SWEEP.yaml --target proxies/llama_7b_gqa_config.json   # the model to tune for
+
+  umup-sweep run SWEEP.yaml --track wandb --track tensorboard   # also log to W&B (offline)
 """
 
 STATUS_HELP = """Show what a run directory holds: trials done, diverged, failed, remaining,
@@ -35,6 +37,14 @@ Example:
 
   umup-sweep status runs/lr_width
 """
+
+TRACK_OPTION = typer.Option(
+    None,
+    "--track",
+    help="Also log every trial to wandb (offline), mlflow (a local store) or tensorboard: "
+    "repeat it or give a comma list (none: no tracking). Replaces the sweep's "
+    "tracking.backend; its other tracking: keys still apply.",
+)
 
 
 def run(
@@ -82,6 +92,7 @@ def run(
         help="The target model (our YAML or a Hugging Face config.json), in place of the "
         "sweep's target:; a proxy with from_target: true is derived from it.",
     ),
+    track: list[str] | None = TRACK_OPTION,
 ) -> None:
     from umup_sweep.commands._progress import SweepReporter
     from umup_sweep.commands._target import target_lines
@@ -89,7 +100,7 @@ def run(
     from umup_sweep.config import load_sweep
     from umup_sweep.runner import SweepInterrupted, run_sweep
 
-    overrides = _overrides(executor, address, max_concurrent, run_dir)
+    overrides = _overrides(executor, address, max_concurrent, run_dir) | _track(track)
     sweep = load_sweep(sweep_file, overrides=overrides or None, target=target)
     for line in target_lines(sweep.target, sweep.family) if sweep.target else []:
         typer.echo(line)
@@ -139,6 +150,23 @@ def _overrides(
     if run_dir is not None:
         overrides["storage.run_dir"] = str(run_dir)
     return overrides
+
+
+def _track(track: list[str] | None) -> dict[str, Any]:
+    """`--track` as the override of `tracking.backend` (checked: a one-line error)."""
+    from umup_sweep.errors import ConfigError
+    from umup_sweep.tracking import TRACKERS
+
+    if not track:
+        return {}
+    names = [n.strip() for value in track for n in value.split(",") if n.strip()]
+    if any(n.lower() in ("none", "off") for n in names):
+        return {"tracking.backend": []}
+    for name in names:
+        if name not in TRACKERS:
+            choices = ", ".join(TRACKERS)
+            raise ConfigError("--track", "", f"expected {choices} or none, got {name!r}")
+    return {"tracking.backend": list(dict.fromkeys(names))}
 
 
 def status(

@@ -40,6 +40,7 @@ from umup_sweep.config._spec import (
     StorageSpec,
     SweepSpec,
     TargetSpec,
+    TrackingSpec,
     TrainAxes,
     TrainingPlan,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "StorageSpec",
     "SweepSpec",
     "TargetSpec",
+    "TrackingSpec",
     "TrainAxes",
     "TrainingPlan",
     "build_section",

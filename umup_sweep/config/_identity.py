@@ -19,12 +19,14 @@ from typing import Any
 from umup_sweep.config._data import data_to_dict
 from umup_sweep.config._spec import HPSpace, SweepSpec
 from umup_sweep.config._target import target_to_dict
+from umup_sweep.config._tracking import tracking_to_dict
 
 __all__ = ["UNHASHED_KEYS", "sweep_hash", "sweep_to_dict"]
 
-# Not part of the identity: where and how trials run, how results are judged, and the
-# target (which reaches the trials only through the proxy family, hashed in full).
-_NOT_HASHED = ("name", "execution", "storage", "analysis", "target")
+# Not part of the identity: where and how trials run, how results are judged, the target
+# (which reaches the trials only through the proxy family, hashed in full), where trials are
+# also logged (tracking).
+_NOT_HASHED = ("name", "execution", "storage", "analysis", "target", "tracking")
 # Every dotted key of `sweep_to_dict` that `sweep_hash` leaves out: the above, the proxy's
 # description (words), train.threads (not in trial keys either) and data.allow_vocab_mismatch
 # (a permission). The store ignores the same keys when it compares a stored sweep with a new one.
@@ -98,12 +100,23 @@ def sweep_to_dict(sweep: SweepSpec) -> dict[str, Any]:
         "strategy_options": copy.deepcopy(sweep.strategy_options),
         "train": train,
         "data": data_to_dict(sweep.data),
-        "execution": dataclasses.asdict(sweep.execution),
+        "execution": _execution_to_dict(sweep),
         "storage": storage,
         "analysis": dataclasses.asdict(sweep.analysis),
     }
     if sweep.target is not None:
         out["target"] = target_to_dict(sweep.target)
+    if sweep.tracking is not None:
+        out["tracking"] = tracking_to_dict(sweep.tracking)
+    return out
+
+
+def _execution_to_dict(sweep: SweepSpec) -> dict[str, Any]:
+    """The execution block; `fuse` only when set, so the files of other sweeps stay as they
+    were."""
+    out = dataclasses.asdict(sweep.execution)
+    if out["fuse"] == "off":
+        del out["fuse"]
     return out
 
 

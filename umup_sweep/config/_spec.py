@@ -109,9 +109,14 @@ class TrainAxes:
         return [(s, b) for s in self.steps or (train.steps,) for b in batches]
 
 
+# `execution.fuse`: "off", "auto" or K (see umup_sweep.fused); not a trial's identity.
+FuseSetting = int | Literal["auto", "off"]
+
+
 @dataclass(frozen=True)
 class ExecutionSpec:
-    """How trials are executed."""
+    """How trials are executed. `fuse` packs compatible trials into fused groups of up to K
+    (an int), of the K `auto` picks per width and device, or not at all (`off`)."""
 
     executor: ExecutorName = "ray"
     max_concurrent: int = 2
@@ -119,6 +124,7 @@ class ExecutionSpec:
     gpus_per_trial: float = 0.0
     address: str | None = None
     max_failures: int = 2
+    fuse: FuseSetting = "off"
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,28 @@ class AnalysisSpec:
     tolerance: float = 0.25  # |drift| in log2 per width doubling that still "transfers"
     precision_tolerance: float = 0.5  # |optimum shift| in log2 vs fp32 that still "holds"
     precision_loss_threshold: float = 0.05  # loss gap (nats) at the optimum that "degrades"
+
+
+@dataclass(frozen=True)
+class TrackingSpec:
+    """Where finished trials are also logged (`tracking:`, `umup-sweep run --track`): W&B,
+    MLflow and/or TensorBoard (`umup_sweep.tracking`). Not part of the sweep's identity.
+
+    Attributes:
+        backends: the trackers, by name (`umup_sweep.tracking.TRACKERS`).
+        dir: their local files (None: ``<run_dir>/tracking``).
+        project: W&B project / MLflow experiment (None: the sweep name).
+        options: the backends' own options, every one explicit (flat: the names differ).
+
+    Example:
+        >>> TrackingSpec(("wandb",), options={"mode": "offline"}).backends
+        ('wandb',)
+    """
+
+    backends: tuple[str, ...]
+    dir: Path | None = None
+    project: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -194,6 +222,8 @@ class SweepSpec:
     target: TargetSpec | None = None
     # Horizons and batch sizes every proxy runs at (lists under `train:`); None: `train` only.
     train_axes: TrainAxes | None = None
+    # Experiment trackers the trials are also logged to (`tracking:`); not hashed.
+    tracking: TrackingSpec | None = None
     # Where the sweep was read from: for messages only, so not part of equality.
     source: str = field(default="<inline>", compare=False)
 

@@ -32,11 +32,14 @@ Sweep keys (all optional unless marked):
     metric          val_loss | final_train_loss, or {name:, goal: minimize}
     divergence      {max_loss: x} (= train.diverge_loss)
     execution       {executor: ray|serial, max_concurrent, cpus_per_trial, gpus_per_trial,
-                    address, max_failures}
+                    address, max_failures, fuse: auto|off|K} (config._execution)
     storage         {run_dir, url}, or a bare Optuna storage URL string (= {url: ...})
     analysis        {tolerance, precision_tolerance, precision_loss_threshold}
     budget          configurations per proxy (random/tpe only, required there)
     strategy_options  per strategy: the strategy class's OPTIONS (umup_sweep.search)
+    tracking        {backend: wandb | mlflow | tensorboard or a list, dir, project, and the
+                    trackers' options}: log every trial there too (see config._tracking); not
+                    part of the sweep hash
     target          the model the results are for: an inline mapping or a YAML / Hugging Face
                     config.json path relative to this file (see config._target); a proxy
                     {from_target: true, ...} is derived from it; not part of the sweep hash
@@ -59,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from umup_sweep.config._data import data_section
+from umup_sweep.config._execution import execution_section
 from umup_sweep.config._options import OptionContext, strategy_class, strategy_options
 from umup_sweep.config._proxy import sweep_family
 from umup_sweep.config._sections import (
@@ -73,13 +77,13 @@ from umup_sweep.config._sections import (
 from umup_sweep.config._spaces import fit_to_strategy, hyperparameters
 from umup_sweep.config._spec import (
     AnalysisSpec,
-    ExecutionSpec,
     HPSpace,
     SweepSpec,
     TargetSpec,
     TrainAxes,
 )
 from umup_sweep.config._target import sweep_target
+from umup_sweep.config._tracking import sweep_tracking
 from umup_sweep.config._validate import NONNEG, build_section, check_keys, fail, int_list
 from umup_sweep.config._yaml import document, read_yaml
 
@@ -108,6 +112,7 @@ _TOP_KEYS = (
     "analysis",
     "strategy_options",
     "target",
+    "tracking",
 )
 _ALIASES = {"method": "strategy", "parameters": "hyperparameters"}
 
@@ -221,9 +226,10 @@ def _sweep_from_mapping(
     target_vocab = target.model.vocab_size if target is not None else None
     data_spec = data_section(data.get("data"), source, family.base.vocab_size, target_vocab)
     metric = sweep_metric(data, source)
-    execution = build_section(ExecutionSpec, data.get("execution"), source, "execution")
+    execution = execution_section(data.get("execution"), source)
     storage = sweep_storage(data.get("storage"), source)
     analysis = build_section(AnalysisSpec, data.get("analysis"), source, "analysis")
+    tracking = sweep_tracking(data.get("tracking"), source)
     ctx = OptionContext(source, spaces, family.widths, budget, seeds=tuple(seeds))
     return SweepSpec(
         name=name,
@@ -244,6 +250,7 @@ def _sweep_from_mapping(
         source=source,
         target=target,
         train_axes=axes,
+        tracking=tracking,
     )
 
 

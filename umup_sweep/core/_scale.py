@@ -13,13 +13,22 @@ from torch import Tensor
 
 
 class _Scale(torch.autograd.Function):
-    """y = fwd · x in the forward pass, dx = bwd · dy in the backward pass."""
+    """y = fwd · x in the forward pass, dx = bwd · dy in the backward pass.
+
+    In the `setup_context` form with a generated vmap rule, so it also runs under
+    `torch.vmap` (e.g. several trials fused into one).
+    """
+
+    generate_vmap_rule = True
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, fwd: float, bwd: float) -> Tensor:
-        ctx.bwd = bwd
+    def forward(x: Tensor, fwd: float, bwd: float) -> Tensor:
         # A view (not a copy) when the forward pass is the identity.
         return x.view_as(x) if fwd == 1.0 else x * fwd
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+        ctx.bwd = inputs[2]
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:

@@ -34,37 +34,48 @@ class _ScaledLinear(torch.autograd.Function):
     gradient with `round_backward`: the plain cast unit scaling makes possible.
     """
 
+    generate_vmap_rule = True  # runs under `torch.vmap` (e.g. several trials fused into one)
+
     @staticmethod
     def forward(
-        ctx: Any,
         x: Tensor,
         weight: Tensor,
         bias: Tensor | None,
         s_out: float,
         s_gin: float,
         s_gw: float,
-    ) -> Tensor:
-        ctx.cast = cast = matmul_cast()
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        # Returns (output, x, weight) as the matmul saw them (cast and rounded): the backward
+        # pass needs those, and in the setup_context form only outputs reach the context.
+        cast = matmul_cast()
         if cast is not None:
             x, weight = cast.round_forward(x), cast.round_forward(weight)
-        ctx.dtypes = (x.dtype, weight.dtype)
         device = x.device.type
         if torch.is_autocast_enabled(device):
             dtype = torch.get_autocast_dtype(device)
             x, weight = x.to(dtype), weight.to(dtype)
             bias = None if bias is None else bias.to(dtype)
-        ctx.save_for_backward(x, weight)
-        ctx.scales = (s_gin, s_gw)
-        ctx.has_bias = bias is not None
         x2 = x.reshape(-1, x.shape[-1])
         if bias is None:
             out = torch.addmm(_zero(x2), x2, weight.t(), beta=0, alpha=s_out)
         else:
             out = torch.addmm(bias, x2, weight.t(), beta=s_out, alpha=s_out)
-        return out.view(*x.shape[:-1], weight.shape[0])
+        # Views, never the inputs themselves (an autograd Function must not return them).
+        return out.view(*x.shape[:-1], weight.shape[0]), x.view_as(x), weight.view_as(weight)
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
+        x, weight, bias, _, s_gin, s_gw = inputs
+        _, x_used, w_used = output
+        ctx.mark_non_differentiable(x_used, w_used)
+        ctx.cast = matmul_cast()
+        ctx.dtypes = (x.dtype, weight.dtype)
+        ctx.save_for_backward(x_used, w_used)
+        ctx.scales = (s_gin, s_gw)
+        ctx.has_bias = bias is not None
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor, *_unused: Any) -> tuple[Tensor | None, ...]:
         x, weight = ctx.saved_tensors
         if ctx.cast is not None:
             grad = ctx.cast.round_backward(grad)
@@ -81,6 +92,19 @@ class _ScaledLinear(torch.autograd.Function):
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = (g2.sum(0) * s_gw).to(w_dtype)
         return grad_x, grad_w, grad_b, None, None, None
+
+
+def scaled_linear(
+    x: Tensor, weight: Tensor, bias: Tensor | None, s_out: float, s_gin: float, s_gw: float
+) -> Tensor:
+    """The fused unit-scaled linear with explicit scales: s_out·(x Wᵀ + b) forward, s_gin and
+    s_gw on the input and weight gradients (what `linear` and `LinearReadout` call).
+
+    Example:
+        >>> scaled_linear(torch.ones(1, 2), torch.ones(3, 2), None, 0.5, 1.0, 1.0).tolist()
+        [[1.0, 1.0, 1.0]]
+    """
+    return _ScaledLinear.apply(x, weight, bias, s_out, s_gin, s_gw)[0]  # type: ignore[no-any-return]
 
 
 def _zero(like: Tensor) -> Tensor:
@@ -122,7 +146,7 @@ def linear(
     batch = input.numel() // fan_in
     s_out, s_gin, s_gw = rules.linear_scales(fan_in, fan_out, batch, scale_power)
     s_out, s_gin = apply_constraint(constraint, s_out, s_gin)
-    return _ScaledLinear.apply(  # type: ignore[no-any-return]
+    return scaled_linear(
         input, weight, bias, s_out * mult * fwd_mult, s_gin * mult * bwd_mult, s_gw * mult
     )
 
@@ -292,9 +316,15 @@ def layer_norm(input: Tensor, eps: float = 1e-5) -> Tensor:
 class _ResidualAdd(torch.autograd.Function):
     """y = a·branch + b·skip in the forward pass; both gradients pass through unscaled."""
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx: Any, branch: Tensor, skip: Tensor, a: float, b: float) -> Tensor:
+    def forward(branch: Tensor, skip: Tensor, a: float, b: float) -> Tensor:
         return torch.add(branch * a, skip, alpha=b)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+        return None
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None, None]:

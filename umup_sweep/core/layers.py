@@ -108,7 +108,7 @@ class LinearReadout(Linear):
         batch = input.numel() // fan_in
         s_out, s_gin, s_gw = rules.linear_scales(fan_in, fan_out, batch, (1.0, 0.5, 0.5))
         s_out, s_gin = apply_constraint(self.constraint, s_out, s_gin)
-        return U._ScaledLinear.apply(  # type: ignore[no-any-return]
+        return U.scaled_linear(
             input,
             self.weight,
             None,

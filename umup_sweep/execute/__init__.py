@@ -38,8 +38,10 @@ def make_executor(
     """The executor named by `execution.executor`.
 
     Args:
-        execution: the sweep's execution block (executor, cpus/gpus per trial, retries).
-        trial_fn: what runs one trial (default `umup_sweep.train.run_trial`).
+        execution: the sweep's execution block (executor, cpus/gpus per trial, retries,
+            fusing: `fuse` packs compatible trials into fused groups, see `umup_sweep.fused`).
+        trial_fn: what runs one trial (default `umup_sweep.train.run_trial`; a custom one
+            turns fusing off).
         address: Ray cluster to attach to (overrides `execution.address`).
         verbose: Ray's logs and the workers' output on the terminal.
 
@@ -49,7 +51,9 @@ def make_executor(
     """
     threads = max(1, int(execution.cpus_per_trial))
     if execution.executor == "serial":
-        return SerialExecutor(trial_fn, max_failures=execution.max_failures, threads=threads)
+        return SerialExecutor(
+            trial_fn, max_failures=execution.max_failures, threads=threads, fuse=execution.fuse
+        )
     if execution.executor == "ray":
         from umup_sweep.execute._ray import RayExecutor
 
@@ -60,5 +64,6 @@ def make_executor(
             gpus_per_trial=execution.gpus_per_trial,
             address=address or execution.address,
             verbose=verbose,
+            fuse=execution.fuse,
         )
     raise ConfigError("<execution>", "execution.executor", "one of: ray, serial")

@@ -31,6 +31,12 @@ class BaseExecutor(abc.ABC):
     def in_flight(self) -> int:
         """Trials submitted and not yet yielded."""
 
+    @property
+    def slot_size(self) -> int:
+        """Trials one worker slot may run at once (a fused group's largest size; 1 unfused):
+        the driver keeps `execution.max_concurrent` × this many trials in flight."""
+        return 1
+
     def close(self) -> None:
         """Release workers (Ray: shut down the embedded cluster)."""
         return None

@@ -1,8 +1,11 @@
 """`RunStore`: the run directory of one sweep and its trial database.
 
-How trials map to Optuna: each finished trial is one `add_trial`, with params = the swept HPs
-plus width, depth and seed (point distributions), value = the sweep metric, and user attrs
-`trial_key`, `stage`, `status`, `spec` (TrialSpec dict) and `result` (TrialResult minus curve).
+How trials map to Optuna: each finished trial is one trial, with params = the swept HPs plus
+width, depth, seed, precision and parametrization (over the sweep's ranges, so that
+optuna-dashboard can read the run: `umup_sweep.store._optuna_trial`), value = the sweep
+metric, its start and end times, each evaluation's validation loss as an intermediate value,
+and user attrs `trial_key`, `stage`, `status`, `spec` (TrialSpec dict), `result` (TrialResult
+minus curve) and the key numbers of the result on their own.
 - ok       -> COMPLETE, value = metric.
 - diverged -> COMPLETE, value = +inf (a real, final outcome that Optuna can rank: never best).
 - failed   -> FAIL, with the one-line error in user attr `error`. A failed trial is not final:
@@ -20,13 +23,14 @@ from __future__ import annotations
 
 import os
 import socket
+import time
+import warnings
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pandas as pd
-from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
-from optuna.trial import TrialState
 
 from umup_sweep.config import SweepSpec, sweep_hash, sweep_to_dict
 from umup_sweep.errors import StoreError
@@ -38,10 +42,19 @@ from umup_sweep.store._files import (
     read_curve,
     write_curve,
 )
-from umup_sweep.store._growth import Growth, classify_change, in_sweep, refusal
+from umup_sweep.store._growth import Growth, in_sweep
 from umup_sweep.store._layout import CURVES_DIR, STUDY_FILE, SWEEP_FILE, TRIALS_FILE
 from umup_sweep.store._lock import RunLock, StudyLock
-from umup_sweep.store._rows import FINAL_STATUSES, finite_or_inf, rows_frame, trial_row
+from umup_sweep.store._optuna_trial import (
+    contains,
+    distributions,
+    fitted,
+    frozen_trial,
+    param_values,
+    realign,
+    stale,
+)
+from umup_sweep.store._rows import FINAL_STATUSES, rows_frame, trial_row
 from umup_sweep.store._study import (
     connection_url,
     lock_study,
@@ -49,9 +62,10 @@ from umup_sweep.store._study import (
     open_study,
     remove_created,
     storage_url,
+    take_change,
     unreadable,
 )
-from umup_sweep.store._sweep import plain, read_sweep, stored_sweep_dict, write_sweep
+from umup_sweep.store._sweep import plain, read_sweep, write_sweep
 
 # Top-level sweep keys not kept in the study's `sweep` attribute: they never decide trials
 # (and `storage` may name a database URL).
@@ -110,7 +124,9 @@ class RunStore:
         self._shrunk_once = bool(study.user_attrs.get("shrunk_once"))
         # the corpus fingerprint the stored trials ran with (part of their keys; "" if none)
         self.data_fingerprint = ""
+        self._seen: dict[str, set[Any]] = defaultdict(set)  # the stored values of each param
         self._load_rows()
+        self._dists = distributions(sweep, self._seen)
 
     # -- opening -----------------------------------------------------------------------
 
@@ -164,7 +180,7 @@ class RunStore:
         old_hash = study.user_attrs.get("sweep_hash")
         why = None  # why the stored run cannot take this sweep: start over, or refuse
         if old_hash is not None and old_hash != new_hash:
-            why = "--force" if force else _take_change(study, storage, sweep, old_hash, new_hash)
+            why = "--force" if force else take_change(study, storage, sweep, old_hash, new_hash)
         if why is not None:
             if not force:
                 raise StoreError(why)
@@ -182,6 +198,10 @@ class RunStore:
         study.set_user_attr("sweep", plain(stored))
         study.set_user_attr("sweep_hash", new_hash)
         study.set_user_attr("metric", sweep.metric)
+        if study.metric_names != [sweep.metric]:  # the objective's name in optuna-dashboard
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names([sweep.metric])
         study.set_user_attr("swept", list(sweep.swept))
         if locks.study is not None:
             study.set_user_attr("driver", f"host {socket.gethostname()}, pid {os.getpid()}")
@@ -189,6 +209,7 @@ class RunStore:
         store = cls(run_dir, study, sweep, lock=locks.run, storage=storage)
         store._db_lock = locks.study
         store._new_study = old_hash is None
+        store._realign()
         return store
 
     @classmethod
@@ -337,6 +358,15 @@ class RunStore:
                 out[str(key)] = (int(train["steps"]), int(train["batch_size"]))
         return out
 
+    def optuna_study(self) -> tuple[optuna.storages.BaseStorage, int]:
+        """The study's storage and id (what optuna-dashboard serves)."""
+        return self._storage, self._study_id
+
+    def stale_trials(self) -> int:
+        """How many stored trials still have params from before the sweep's ranges (written
+        by an earlier version, or before the sweep grew): the next `open()` rewrites them."""
+        return len(stale(self._ours(), self._dists)[0])
+
     # -- writing -------------------------------------------------------------------------
 
     def commit(self, spec: TrialSpec, result: TrialResult) -> None:
@@ -347,9 +377,14 @@ class RunStore:
         if result.curve:
             self.curves_dir.mkdir(mode=PRIVATE_DIR, exist_ok=True)
             write_curve(self.curve_path(key), result.curve)
-        trial_id = self._storage.create_new_trial(
-            self._study_id, template_trial=self._frozen(spec, result)
-        )
+        values = param_values(spec, self.swept)
+        if not contains(values, self._dists):  # beyond the sweep's range and every value stored
+            self._see(values)
+            self._dists = distributions(self._sweep, self._seen)
+            self._realign()
+        frozen = frozen_trial(spec, result, self.metric, fitted(values, self._dists), time.time())
+        trial_id = self._storage.create_new_trial(self._study_id, template_trial=frozen)
+        self._see(values)
         self._keep(trial_row(spec, result), self._storage.get_trial_number_from_id(trial_id))
         self.export()
 
@@ -359,43 +394,6 @@ class RunStore:
         return self.trials_csv
 
     # -- internals -----------------------------------------------------------------------
-
-    def _frozen(self, spec: TrialSpec, result: TrialResult) -> optuna.trial.FrozenTrial:
-        """The Optuna trial that records one finished trial (see the module docstring)."""
-        attrs: dict[str, Any] = {
-            "trial_key": spec.trial_key,
-            "stage": spec.labels.get("stage"),
-            "status": result.status,
-            "spec": spec.to_dict(),
-            "result": {k: v for k, v in result.to_dict().items() if k != "curve"},
-        }
-        params, dists = self._params(spec)
-        if result.status == "failed":
-            attrs["error"] = result.error or "unknown error"
-            return optuna.trial.create_trial(
-                state=TrialState.FAIL, params=params, distributions=dists, user_attrs=attrs
-            )
-        value = finite_or_inf(getattr(result, self.metric) if result.status == "ok" else None)
-        return optuna.trial.create_trial(
-            state=TrialState.COMPLETE,
-            value=value,
-            params=params,
-            distributions=dists,
-            user_attrs=attrs,
-        )
-
-    def _params(self, spec: TrialSpec) -> tuple[dict[str, Any], dict[str, BaseDistribution]]:
-        hps = spec.hps
-        params: dict[str, Any] = {name: hps[name] for name in self.swept if name in hps}
-        dists: dict[str, BaseDistribution] = {
-            name: FloatDistribution(value, value) for name, value in params.items()
-        }
-        for name in ("width", "depth"):
-            params[name] = int(getattr(spec.model, name))
-            dists[name] = IntDistribution(params[name], params[name])
-        params["seed"] = int(spec.seed)
-        dists["seed"] = IntDistribution(spec.seed, spec.seed)
-        return params, dists
 
     def _trials(self) -> list[optuna.trial.FrozenTrial]:
         try:
@@ -418,6 +416,28 @@ class RunStore:
                     f"record ({exc}); it was not written by this version of umup-sweep"
                 ) from None
             self._keep(trial_row(spec, result), trial.number)
+            self._see(param_values(spec, self.swept))
+
+    def _see(self, values: dict[str, Any]) -> None:
+        for name, value in values.items():
+            self._seen[name].add(value)
+
+    def _ours(self) -> list[tuple[optuna.trial.FrozenTrial, dict[str, Any]]]:
+        """The stored trials this store wrote, each with its param values."""
+        return [
+            (trial, param_values(TrialSpec.from_dict(trial.user_attrs["spec"]), self.swept))
+            for trial in self._trials()
+            if "spec" in trial.user_attrs and "result" in trial.user_attrs
+        ]
+
+    def _realign(self) -> int:
+        """Give every stored trial the params and distributions of the study as it is now
+        (`_optuna_trial.realign`: after the sweep changed, or for a study written before)."""
+        ours = self._ours()
+        try:
+            return realign(self._storage, ours, self._dists)
+        except Exception as exc:  # sqlalchemy errors: a damaged or unreachable database
+            raise StoreError(unreadable(self.run_dir, exc, self._url)) from None
 
     def _keep(self, row: dict[str, Any], number: int) -> None:
         """Newest row per key wins, except that a failure never hides a final result."""
@@ -439,38 +459,3 @@ class _Locks:
         self.run.release()
         if self.study is not None:
             self.study.release()
-
-
-def _take_change(
-    study: optuna.Study,
-    storage: optuna.storages.BaseStorage,
-    sweep: SweepSpec,
-    old_hash: str,
-    new_hash: str,
-) -> str | None:
-    """A sweep that differs from the stored one: why it is refused (one line), or None after
-    recording an accepted growth or shrink in the study (before the new sweep is written, so
-    a crash at any point leaves a run the next open() takes the same way)."""
-    run_dir = sweep.run_dir
-    old = study.user_attrs.get("sweep") or stored_sweep_dict(run_dir)
-    if not isinstance(old, dict):
-        return (
-            f"{run_dir} holds a different sweep (changed keys: unknown); use --force to start "
-            "over (the old run is moved aside) or give a new name"
-        )
-    change = classify_change(old, sweep_to_dict(sweep))
-    why = refusal(change, sweep.strategy, run_dir)
-    if why is None and (change.grown or change.shrunk or change.retuned):  # none after a crash
-        study_id = storage.get_study_id_from_name(study.study_name)
-        record = {
-            "from": old_hash,
-            "to": new_hash,
-            "grown": list(change.grown.values()),
-            "shrunk": list(change.shrunk.values()),
-            "retuned": list(change.retuned.values()),
-            "mark": storage.get_n_trials(study_id),
-        }
-        if change.shrunk:  # sticky: from now on results() matches trials to the sweep
-            study.set_user_attr("shrunk_once", True)
-        study.set_user_attr("growth", record)
-    return why

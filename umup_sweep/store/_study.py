@@ -1,5 +1,6 @@
 """The Optuna study behind a run directory: open it (SQLite `study.db` or a shared database),
-lock it on a shared server, move it aside, and say in one line why it cannot be used.
+lock it on a shared server, take a changed sweep into it, move it aside, and say in one line
+why it cannot be used.
 
 The URLs here are the sweep's printable form (`StorageSpec.url`: no literal password); each
 connection takes `connect_url` of it, and every message shows `storage_label` of it, with any
@@ -14,10 +15,19 @@ from pathlib import Path
 
 import optuna
 
-from umup_sweep.config import MissingVariable, connect_url, password_left_out, scrub
+from umup_sweep.config import (
+    MissingVariable,
+    SweepSpec,
+    connect_url,
+    password_left_out,
+    scrub,
+    sweep_to_dict,
+)
 from umup_sweep.errors import StoreError
+from umup_sweep.store._growth import classify_change, refusal
 from umup_sweep.store._layout import STUDY_FILE
 from umup_sweep.store._lock import StudyLock, storage_label
+from umup_sweep.store._sweep import stored_sweep_dict
 
 
 def storage_url(run_dir: Path, url: str | None) -> str:
@@ -156,3 +166,38 @@ def move_aside(run_dir: Path, name: str, url: str | None) -> Path:
         optuna.delete_study(study_name=name, storage=real)
     shutil.move(str(run_dir), str(backup))
     return backup
+
+
+def take_change(
+    study: optuna.Study,
+    storage: optuna.storages.BaseStorage,
+    sweep: SweepSpec,
+    old_hash: str,
+    new_hash: str,
+) -> str | None:
+    """A sweep that differs from the stored one: why it is refused (one line), or None after
+    recording an accepted growth or shrink in the study (before the new sweep is written, so
+    a crash at any point leaves a run the next open() takes the same way)."""
+    run_dir = sweep.run_dir
+    old = study.user_attrs.get("sweep") or stored_sweep_dict(run_dir)
+    if not isinstance(old, dict):
+        return (
+            f"{run_dir} holds a different sweep (changed keys: unknown); use --force to start "
+            "over (the old run is moved aside) or give a new name"
+        )
+    change = classify_change(old, sweep_to_dict(sweep))
+    why = refusal(change, sweep.strategy, run_dir)
+    if why is None and (change.grown or change.shrunk or change.retuned):  # none after a crash
+        study_id = storage.get_study_id_from_name(study.study_name)
+        record = {
+            "from": old_hash,
+            "to": new_hash,
+            "grown": list(change.grown.values()),
+            "shrunk": list(change.shrunk.values()),
+            "retuned": list(change.retuned.values()),
+            "mark": storage.get_n_trials(study_id),
+        }
+        if change.shrunk:  # sticky: from now on results() matches trials to the sweep
+            study.set_user_attr("shrunk_once", True)
+        study.set_user_attr("growth", record)
+    return why

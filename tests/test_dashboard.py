@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from ci_strict import missing, require_module
-from cli_helpers import REPO, cli, cli_env, cli_popen
+from cli_helpers import REPO, cli, cli_command, cli_env
 from sweep_fakes import FakeTrial, tiny_sweep
 
 from umup_sweep.runner import run_sweep
@@ -67,8 +67,18 @@ def _browse(chromium: str, url: str, profile: Path, screenshot: Path | None = No
 
 
 def _serve(run_dir: Path) -> tuple[subprocess.Popen[str], str, str]:
-    """`umup-sweep dashboard RUN --port 0`, once it answers: (process, study URL, name)."""
-    proc = cli_popen("dashboard", run_dir, "--port", "0")
+    """`umup-sweep dashboard RUN --port 0`, once it answers: (process, study URL, name).
+
+    Started with SIGINT ignored, as a parent that ignores it (a test runner with Ray in it,
+    `nohup`) hands it on: Ctrl-C must still stop the server (`_stop`)."""
+    proc = subprocess.Popen(
+        cli_command("dashboard", run_dir, "--port", "0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(None),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
     assert proc.stdout is not None
     first = proc.stdout.readline().strip()
     match = URL_LINE.match(first)

@@ -88,8 +88,12 @@ def dashboard(
 def _serve_until_interrupted(server: WSGIServer) -> None:
     """Serve until Ctrl-C (SIGINT). The server runs in a thread: wsgiref's request handling
     swallows any exception, a KeyboardInterrupt too, so Ctrl-C must reach another thread."""
+    import signal
     import threading
 
+    # Ctrl-C stops the server even when this process was started with SIGINT ignored (a
+    # parent that ignores it hands that on, and Python then never raises KeyboardInterrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     thread = threading.Thread(target=server.serve_forever, name="dashboard", daemon=True)
     thread.start()
     try:

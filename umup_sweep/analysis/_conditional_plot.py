@@ -25,11 +25,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter
 
+from umup_sweep.analysis._plots import _pow2
+
 __all__ = ["conditional_figure"]
-
-
-def _pow2(v: float, _pos: object = None) -> str:
-    return f"$2^{{{v:g}}}$"
 
 
 def conditional_figure(record: dict[str, Any], metric: str, run: str) -> Figure:

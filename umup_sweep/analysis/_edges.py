@@ -55,7 +55,7 @@ def edge_records(optima: Iterable[ProxyOptimum]) -> list[dict[str, Any]]:
     return out
 
 
-def _exp(x: float) -> str:
+def pow2_text(x: float) -> str:
     """``2^3`` (or ``2^-3.5``) on a quarter-step log2 grid, else the value: a list like
     0.03 is not on 2^k."""
     on_grid = abs(4 * x - round(4 * x)) < 1e-5
@@ -73,7 +73,8 @@ def edge_reason(hp: str, edges: list[dict[str, Any]]) -> str:
     for (side, edge, (lo, hi)), names in groups.items():
         where = names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
         clauses.append(
-            f"the best {hp} at {where} is on the {side} edge of the swept range ({_exp(edge)}): "
-            f"extend the range to {_exp(lo)}..{_exp(hi)} and rerun"
+            f"the best {hp} at {where} is on the {side} edge of the swept range "
+            f"({pow2_text(edge)}): "
+            f"extend the range to {pow2_text(lo)}..{pow2_text(hi)} and rerun"
         )
     return "; ".join(clauses)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from umup_sweep.analysis._edges import pow2_text
 from umup_sweep.analysis._proxy_axes import proxy_label
 from umup_sweep.analysis._transfer import HPTransfer
 
@@ -142,11 +143,9 @@ def _optimum_cells(res: HPTransfer, proxies: list[tuple[int, ...]]) -> list[str]
 def _hp_value(log2: Any, value: Any) -> str:
     """`2^3` from a log2 value on a quarter-step grid, else the value itself (``0.03``, not
     ``2^-5.05889``)."""
-    if _finite(log2) and abs(4 * log2 - round(4 * log2)) < 1e-5:  # on a quarter-step grid
-        return f"2^{round(4 * log2) / 4:g}"
-    if _finite(value):
-        return f"{value:.3g}"
-    return f"{2.0**log2:.3g}" if _finite(log2) else "?"
+    if _finite(log2):
+        return pow2_text(log2)
+    return f"{value:.3g}" if _finite(value) else "?"
 
 
 def _edge_notes(results: list[HPTransfer]) -> list[str]:

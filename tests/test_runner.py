@@ -36,7 +36,7 @@ def test_sweep_completes_with_best_and_outputs_then_rerun_skips_everything(tmp_p
     sweep = tiny_sweep(tmp_path, lrs=(0.25, 0.5, 1.0, 2.0), widths=(32, 64))
     fake = FakeTrial(tmp_path / "log")
     summary = _run(sweep, fake)
-    assert summary.counts == {"total": 8, "ok": 8, "diverged": 0, "failed": 0}
+    assert summary.counts == {"total": 8, "ok": 8, "diverged": 0, "pruned": 0, "failed": 0}
     assert summary.n_new == 8 and summary.n_resumed == 0
     # oracle: loss minimal at log2 lr = -1, lower for the wider proxy
     assert summary.best["lr"] == 0.5 and summary.best["width"] == 64
@@ -61,7 +61,7 @@ def test_failures_retried_then_recorded_and_divergence_final(kind, tmp_path, req
     sweep = tiny_sweep(tmp_path, lrs=(0.5, 1.0, 2.0, 64.0), executor=kind, max_failures=2)
     fake = FakeTrial(tmp_path / "log", fail_lrs=(2.0,), diverge_at=64.0)
     summary = _run(sweep, fake)
-    assert summary.counts == {"total": 4, "ok": 2, "diverged": 1, "failed": 1}
+    assert summary.counts == {"total": 4, "ok": 2, "diverged": 1, "pruned": 0, "failed": 1}
     runs = pd.Series(_keys_run(tmp_path / "log")).value_counts()
     df = RunStore.load(tmp_path / "tiny").results().set_index("lr")
     assert runs[df.loc[2.0, "trial_key"]] == 3  # 1 + max_failures attempts

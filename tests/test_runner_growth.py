@@ -70,7 +70,7 @@ def test_a_seed_and_a_width_more_run_only_the_new_trials_and_the_analysis_uses_a
     assert line in status_lines(run_status(RunStore.load(run_dir)))
 
     report = analyze_run(run_dir, write=False)  # what `umup-sweep report` computes
-    assert report.counts == {"total": 12, "ok": 12, "diverged": 0, "failed": 0}
+    assert report.counts == {"total": 12, "ok": 12, "diverged": 0, "pruned": 0, "failed": 0}
     lr = report.get("lr", "umup")
     assert lr is not None and [(p.width, p.depth) for p in lr.per_proxy] == [(32, 1), (64, 1)]
     assert len(pd.read_csv(run_dir / "trials.csv")) == 12

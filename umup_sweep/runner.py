@@ -44,10 +44,11 @@ import pandas as pd
 
 from umup_sweep.config import SweepSpec
 from umup_sweep.execute import BaseExecutor, TrialFn, make_executor
-from umup_sweep.run_status import summarize_store
+from umup_sweep.pruning import Pruner
+from umup_sweep.run_status import PruningSavings, summarize_store
 from umup_sweep.search._base import BaseStrategy
 from umup_sweep.spec import TrialResult, TrialSpec
-from umup_sweep.store import Growth, RunStore
+from umup_sweep.store import FINAL_STATUSES, Growth, RunStore
 from umup_sweep.tracking import Tracking
 
 UNUSED_GPUS_WARNING = (
@@ -63,7 +64,7 @@ class RunSummary:
     Attributes:
         run_dir: the run directory.
         metric: the column minimised.
-        counts: stored trials by status (`ok`, `diverged`, `failed`) and `total`.
+        counts: stored trials by status (`ok`, `diverged`, `pruned`, `failed`) and `total`.
         n_new: trials finished in this run; `n_resumed`: final trials found at the start.
         best: the best ok trial's row (trials.csv columns), or None.
         swept: the swept HP names (to show the best trial's HPs).
@@ -73,6 +74,7 @@ class RunSummary:
         interrupted: stopped by Ctrl-C before the sweep completed.
         growth: when the sweep grew (or shrank) since trials were first stored: what changed,
             trials reused from before and run since (`RunStore.growth()`); else None.
+        pruning: trials stopped early and the trial time that saved; None when none was.
     """
 
     run_dir: Path
@@ -87,6 +89,7 @@ class RunSummary:
     analysis_error: str | None = None
     interrupted: bool = False
     growth: Growth | None = None
+    pruning: PruningSavings | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,7 @@ def run_sweep(
     trial_fn: TrialFn | None = None,
     analyze: bool = True,
     on_progress: ProgressFn | None = None,
+    rerun_pruned: bool = False,
 ) -> RunSummary:
     """Run (or resume) a sweep to completion and return its summary.
 
@@ -167,11 +171,15 @@ def run_sweep(
         on_progress: called with a `SweepProgress` after each round of proposals (carrying
             the trial committed since the last one) and with each `SweepNotice`; None:
             nothing is reported (the driver itself never prints).
+        rerun_pruned: run the stored pruned trials again, in full (otherwise a pruned trial
+            is final, like a diverged one).
 
     A sweep that grew since its run directory was written (more seeds, widths, HP values...)
     reuses every stored trial it still holds and runs only the new ones; see
     `RunStore.open` for what may change. With `sweep.tracking`, each committed trial is also
     logged to the trackers, and the summary after the analysis (`umup_sweep.tracking`).
+    With `sweep.pruning` enabled, each trial runs under the `PruneBound` its proxy's stored
+    trials give (`umup_sweep.pruning`) and stops early, "pruned", when it is dominated.
 
     Raises:
         TrackingError: a tracker's package is missing (before the run directory is made).
@@ -185,6 +193,7 @@ def run_sweep(
     tracking = Tracking.open(sweep, _notice(on_progress))  # a missing package: one line, now
     store = RunStore.open(sweep, force=force)
     loop = _Loop(store, on_progress, tracking)
+    loop.prune(Pruner.from_store(sweep.pruning, store), rerun_pruned)
     owned = not isinstance(executor, BaseExecutor)
     ex: BaseExecutor | None = None
     try:
@@ -265,14 +274,27 @@ class _Loop:
         self.report = report
         self.tracking = tracking  # logs each trial once it is committed (never before)
         self.n_new = 0
-        self.n_resumed = int(store.results()["status"].isin(("ok", "diverged")).sum())
+        self.n_resumed = int(store.results()["status"].isin(FINAL_STATUSES).sum())
         self.failed_now: set[str] = set()
+        self.pruner: Pruner | None = None
+        self.unpruned: set[str] = set()  # stored pruned trials to run again, in full
+
+    def prune(self, pruner: Pruner, rerun_pruned: bool = False) -> None:
+        """Run new trials under `pruner`'s bounds; with `rerun_pruned`, run the stored pruned
+        trials again in full (they count as not done until they finish)."""
+        self.pruner = pruner
+        if rerun_pruned:
+            df = self.store.results()
+            self.unpruned = set(df.loc[df["status"] == "pruned", "trial_key"].astype(str))
+            self.n_resumed -= len(self.unpruned)
 
     def visible_results(self) -> pd.DataFrame:
-        """Stored results minus failures from earlier runs (so those are tried again)."""
+        """Stored results minus failures from earlier runs (so those are tried again) and the
+        pruned trials being run again."""
         df = self.store.results()
         old_failures = (df["status"] == "failed") & ~df["trial_key"].isin(self.failed_now)
-        return df[~old_failures].reset_index(drop=True)
+        rerun = (df["status"] == "pruned") & df["trial_key"].isin(self.unpruned)
+        return df[~(old_failures | rerun)].reset_index(drop=True)
 
     def run(self, strategy: BaseStrategy, ex: BaseExecutor, max_concurrent: int) -> None:
         pending: dict[str, TrialSpec] = {}
@@ -301,8 +323,11 @@ class _Loop:
         new = []
         for spec in proposed:
             key = spec.trial_key
-            if key in pending or self.store.has(key) or key in self.failed_now:
+            done = self.store.has(key) and key not in self.unpruned
+            if key in pending or done or key in self.failed_now:
                 continue  # a strategy bug would otherwise loop or recompute
+            if self.pruner is not None and key not in self.unpruned:
+                spec = self.pruner.attach(spec)
             pending[key] = spec
             new.append(spec)
         if new:
@@ -310,6 +335,9 @@ class _Loop:
 
     def commit(self, spec: TrialSpec, result: TrialResult) -> None:
         self.store.commit(spec, result)
+        self.unpruned.discard(spec.trial_key)
+        if self.pruner is not None:
+            self.pruner.add(spec, result)
         if self.tracking is not None:
             self.tracking.log_trial(spec, result)
         self.n_new += 1
@@ -352,6 +380,7 @@ class _Loop:
             analysis_error=analysis_error,
             interrupted=interrupted,
             growth=self.store.growth(),
+            pruning=stats["pruning"],
         )
 
 

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,7 +20,7 @@ Parametrization = Literal["umup", "sp"]
 FfnKind = Literal["swiglu", "gelu"]
 PosEncoding = Literal["rope", "none"]
 NormKind = Literal["rms", "layer"]
-Status = Literal["ok", "diverged", "failed"]
+Status = Literal["ok", "diverged", "pruned", "failed"]
 Precision = Literal["fp32", "bf16", "fp8_sim"]
 
 # The u-μP hyperparameters that live in the model (all default 1.0, see u-μP paper Table 3).
@@ -203,11 +204,51 @@ class TrainSpec:
 
 
 @dataclass(frozen=True)
+class PruneBound:
+    """When a running trial is stopped early as hopeless (a sweep's `pruning:` section).
+
+    At checkpoint ``j`` (after step ``(j + 1) * every``), the mean train loss of the last
+    ``every`` steps must not exceed ``best[j] + margin[j]``: the leading stored trial of the
+    same proxy at that checkpoint, plus the largest catch-up seen between stored trials from
+    there to the end (times a safety factor; `umup_sweep.pruning` computes it). An infinite
+    margin means "no check there".
+
+    Example:
+        >>> bound = PruneBound(every=2, best=(3.0, 2.5), margin=(0.5, 0.2))
+        >>> curve = [(0, 3.4, None), (1, 3.5, None), (2, 2.9, None), (3, 2.9, None)]
+        >>> bound.reason(curve[:2]) is None, bound.reason(curve)
+        (True, 'dominated at step 4: loss 2.9000 > best 2.5000 + margin 0.2000')
+    """
+
+    every: int
+    best: tuple[float, ...]
+    margin: tuple[float, ...]
+
+    def reason(self, curve: list[tuple[int, float, float | None]]) -> str | None:
+        """Why the trial whose curve so far is ``curve`` stops now, or None: checked when the
+        curve ends at a checkpoint (its length a multiple of `every`)."""
+        n = len(curve)
+        j = n // self.every - 1
+        if n == 0 or n % self.every or j >= len(self.best) or not math.isfinite(self.margin[j]):
+            return None
+        mean = sum(row[1] for row in curve[-self.every :]) / self.every
+        limit = self.best[j] + self.margin[j]
+        if mean > limit:
+            return (
+                f"dominated at step {n}: loss {mean:.4f} > best {self.best[j]:.4f} "
+                f"+ margin {self.margin[j]:.4f}"
+            )
+        return None
+
+
+@dataclass(frozen=True)
 class TrialSpec:
     """Everything that determines one trial's result, plus bookkeeping labels.
 
     `labels` (e.g. the search stage) are not part of `trial_key`: the same model, training,
-    data and seed give the same key whichever stage asked for it.
+    data and seed give the same key whichever stage asked for it. Nor is `prune`, the bound
+    under which the trial stops early (set by the driver when the sweep prunes): a pruned
+    trial's curve is the start of the same trial's full curve.
     """
 
     model: ModelSpec
@@ -216,6 +257,7 @@ class TrialSpec:
     seed: int = 0
     data_fingerprint: str = ""
     labels: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    prune: PruneBound | None = field(default=None, compare=False, hash=False)
 
     @property
     def hps(self) -> dict[str, float]:
@@ -301,7 +343,8 @@ class TrialSpec:
 class TrialResult:
     """What a finished trial reports. `curve` rows are (step, train_loss, val_loss or None);
     `started_at` is when its training loop started (Unix time; None from before it existed),
-    which with `wall_s` dates the trial in the study."""
+    which with `wall_s` dates the trial in the study. `note` says why a "pruned" trial
+    stopped (its losses are then None: it never reached the end)."""
 
     trial_key: str
     status: Status
@@ -317,6 +360,7 @@ class TrialResult:
     error: str | None = None
     curve: list[tuple[int, float, float | None]] = field(default_factory=list)
     started_at: float | None = None
+    note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (curve included)."""

@@ -26,7 +26,7 @@ from umup_sweep.device import resolve_device
 from umup_sweep.memory import peak_rss_mb
 from umup_sweep.models import ProxyModel, build_model, count_params, make_optimizer
 from umup_sweep.precision import PrecisionPolicy, make_precision_aware, use_precision
-from umup_sweep.spec import TrainSpec, TrialResult, TrialSpec
+from umup_sweep.spec import PruneBound, TrainSpec, TrialResult, TrialSpec
 
 Batch = tuple[Tensor, Tensor]
 CurveRow = tuple[int, float, float | None]  # (step, train loss, val loss or None)
@@ -130,10 +130,12 @@ class TrainLog:
     Attributes:
         curve: one (step, train loss, val loss or None) row per step taken.
         diverged: it stopped at a diverged loss (the last row's step made no update).
+        pruned: why it stopped early under its `PruneBound` (None: it did not).
     """
 
     curve: list[CurveRow] = field(default_factory=list)
     diverged: bool = False
+    pruned: str | None = None
 
 
 def train_steps(
@@ -146,13 +148,15 @@ def train_steps(
     device: torch.device | str = "cpu",
     forward: Callable[[Tensor], Tensor] | None = None,
     val_batches: Sequence[Batch] | None = None,
+    prune: PruneBound | None = None,
 ) -> TrainLog:
     """Train for `train.steps` steps (fewer if `batches` runs out) and log the loss curve.
 
     Each step: LR = the optimizer's LR at the call × `lr_multiplier(step, train)`; forward
     and loss under `policy` on `device`; stop (no update) at a diverged loss (NaN/inf or above
     `train.diverge_loss`); backward, gradient clipping (`train.grad_clip`), optimizer step;
-    every `train.eval_every` steps (not the last) the loss on `val_batches`, if given.
+    every `train.eval_every` steps (not the last) the loss on `val_batches`, if given; at each
+    checkpoint of `prune` (not the last step), stop if the trial is dominated.
 
     Args:
         model: the proxy (its `compute_loss` gives the loss).
@@ -163,6 +167,7 @@ def train_steps(
         device: where the batches go (and where autocast acts).
         forward: what computes the logits (default `model`; e.g. a compiled model).
         val_batches: batches for the periodic evaluation (None: no periodic evaluation).
+        prune: the bound under which the trial stops early (`TrialSpec.prune`), or None.
 
     Example:
         >>> from umup_sweep.models import build_model
@@ -200,6 +205,10 @@ def train_steps(
         if val_batches is not None and _eval_due(step, train):
             val = evaluate(model, val_batches, policy)
         log.curve.append((step, loss_value, val))
+        if prune is not None and step + 1 < train.steps:
+            log.pruned = prune.reason(log.curve)
+            if log.pruned is not None:
+                break
     return log
 
 
@@ -223,7 +232,8 @@ def run_trial(spec: TrialSpec) -> TrialResult:
         spec: model, training, data and seed. `spec.train.threads` sets torch's intra-op threads.
 
     Returns:
-        A `TrialResult` with status "ok" or "diverged", the final train loss (mean of the last
+        A `TrialResult` with status "ok", "diverged" or "pruned" (stopped early under
+        `spec.prune`), the final train loss (mean of the last
         `final_window` steps), the validation loss, throughput and the loss curve.
 
     Example:
@@ -260,9 +270,11 @@ def run_trial(spec: TrialSpec) -> TrialResult:
         device=device,
         forward=forward,
         val_batches=val_batches,
+        prune=spec.prune,
     )
     wall_s = time.perf_counter() - start
-    val_loss = None if log.diverged else evaluate(model, val_batches, policy)
+    stopped = log.diverged or log.pruned is not None
+    val_loss = None if stopped else evaluate(model, val_batches, policy)
     result = _trial_result(spec, model, log, wall_s, val_loss)
     return dataclasses.replace(result, started_at=started_at)
 
@@ -271,9 +283,9 @@ def _trial_result(
     spec: TrialSpec, model: ProxyModel, log: TrainLog, wall_s: float, val_loss: float | None
 ) -> TrialResult:
     """The `TrialResult` of a finished loop (`val_loss`: the final evaluation, None if the
-    loop diverged)."""
+    loop diverged or was pruned)."""
     train, curve = spec.train, log.curve
-    status = "diverged" if log.diverged else "ok"
+    status = "diverged" if log.diverged else "pruned" if log.pruned is not None else "ok"
     final_train = None
     if val_loss is not None:
         window = [row[1] for row in curve[-max(1, train.final_window) :]]
@@ -294,4 +306,5 @@ def _trial_result(
         n_params=count_params(model),
         peak_rss_mb=peak_rss_mb(),
         curve=curve,
+        note=log.pruned,
     )

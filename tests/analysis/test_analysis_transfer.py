@@ -175,7 +175,7 @@ def test_transfer_json_round_trip_and_tolerance(run_factory):
     report = analyze_run(run)
     data = json.loads((run / "transfer.json").read_text())
     assert data["tolerance"] == 0.5
-    assert data["counts"] == {"total": 108, "ok": 96, "diverged": 12, "failed": 0}
+    assert data["counts"] == {"total": 108, "ok": 96, "diverged": 12, "pruned": 0, "failed": 0}
     lr = data["results"]["lr"]["umup"]
     assert lr["verdict"] == "transfers"  # |−0.3| < 0.5 at this tolerance
     assert lr["drift"]["width"]["slope"] == pytest.approx(

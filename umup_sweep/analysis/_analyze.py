@@ -147,7 +147,7 @@ def analyze_run(
     tol = float(tolerance if tolerance is not None else run.tolerance)
     status = run.trials["status"].value_counts()
     counts = {"total": len(run.trials)} | {
-        s: int(status.get(s, 0)) for s in ("ok", "diverged", "failed")
+        s: int(status.get(s, 0)) for s in ("ok", "diverged", "pruned", "failed")
     }
     results = analyze_trials(run.trials, run.swept, run.metric, tol, window)
     precision = compare_precisions(

@@ -33,7 +33,7 @@ def edge_records(optima: Iterable[ProxyOptimum]) -> list[dict[str, Any]]:
     for p in optima:
         if not p.at_edge or p.grid_optimum_log2 is None:
             continue
-        tested = sorted(c.log2 for c in p.curve if c.n_ok + c.n_diverged > 0)
+        tested = sorted(c.log2 for c in p.curve if c.tested)
         edge = p.grid_optimum_log2
         lower = edge == tested[0]
         # the grid's log2 values carry the 9-digit rounding of the HP values: drop it

@@ -18,6 +18,7 @@ backend); `plot_runs` in `_analyze.py` saves it.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -82,9 +83,10 @@ def _ylim(res: HPTransfer) -> tuple[float, float]:
 
 def _proxy_curve(ax: Axes, p: ProxyOptimum, i: int, colour: object, label: str, yhi: float) -> None:
     """One proxy's curve: seed mean with its min–max band, grid best (dot), fitted optimum
-    (dashed), and markers on the top edge for diverged values and means above the view."""
+    (dashed), and markers on the top edge for diverged values, pruned values (their seed means
+    would leave out the pruned seeds) and means above the view."""
     top_edge = transforms.blended_transform_factory(ax.transData, ax.transAxes)
-    pts = [c for c in p.curve if c.mean is not None]
+    pts = [c for c in p.curve if c.mean is not None and not c.n_pruned]
     xs = np.array([c.log2 for c in pts])
     if len(pts):
         means = np.array([c.mean for c in pts], dtype=float)
@@ -106,31 +108,18 @@ def _proxy_curve(ax: Axes, p: ProxyOptimum, i: int, colour: object, label: str, 
     if p.fit_optimum_log2 is not None and p.fit_method == "parabola":
         ax.axvline(p.fit_optimum_log2, color=colour, ls="--", lw=1.0, alpha=0.9)
     edge_y = 0.985 - 0.025 * i
-    div = [c.log2 for c in p.curve if c.n_diverged]
-    if div:
-        ax.plot(
-            div,
-            [edge_y] * len(div),
-            "x",
-            color=colour,
-            ms=8,
-            mew=2,
-            transform=top_edge,
-            clip_on=False,
-            zorder=6,
-        )
+    edge = {"color": colour, "transform": top_edge, "clip_on": False}
+    _edge_marks(ax, [c.log2 for c in p.curve if c.n_diverged], edge_y, "x", ms=8, mew=2, **edge)
+    pruned = [c.log2 for c in p.curve if c.n_pruned]
+    _edge_marks(ax, pruned, edge_y, "v", mfc="none", ms=7, mew=1.5, **edge)
     offplot = [c.log2 for c in pts if c.mean is not None and c.mean > yhi]
-    if offplot:
-        ax.plot(
-            offplot,
-            [edge_y] * len(offplot),
-            "^",
-            color=colour,
-            ms=5,
-            transform=top_edge,
-            clip_on=False,
-            alpha=0.7,
-        )
+    _edge_marks(ax, offplot, edge_y, "^", ms=5, alpha=0.7, zorder=2, **edge)
+
+
+def _edge_marks(ax: Axes, xs: list[float], y: float, marker: str, **style: Any) -> None:
+    """Markers at ``xs`` on the top edge (``y`` in axes units): diverged, pruned, off-view."""
+    if xs:
+        ax.plot(xs, [y] * len(xs), marker, **({"zorder": 6} | style))
 
 
 def _reference_optimum(base: HPTransfer | None) -> float | None:
@@ -141,8 +130,11 @@ def _reference_optimum(base: HPTransfer | None) -> float | None:
     return max(fitted, key=lambda p: p.key).fit_optimum_log2
 
 
-def _curves_legend(ax: Axes, base: HPTransfer | None, base_opt: float | None) -> None:
-    """The proxies' curves plus what the markers mean, outside the axes on the right."""
+def _curves_legend(
+    ax: Axes, base: HPTransfer | None, base_opt: float | None, pruned: bool = False
+) -> None:
+    """The proxies' curves plus what the markers mean, outside the axes on the right (the
+    pruned marker only when some value was pruned)."""
     handles, labels = ax.get_legend_handles_labels()
     handles += [
         Line2D([], [], marker="o", ls="", color="grey", mec="black"),
@@ -151,6 +143,9 @@ def _curves_legend(ax: Axes, base: HPTransfer | None, base_opt: float | None) ->
         Line2D([], [], marker="^", ls="", color="grey"),
     ]
     labels += ["grid best", "fitted optimum", "diverged", "mean above view"]
+    if pruned:
+        handles.append(Line2D([], [], marker="v", ls="", color="grey", mfc="none", mew=1.5))
+        labels.append("pruned (stopped early)")
     if base_opt is not None:
         handles.append(Line2D([], [], ls=":", lw=2.0, color="tab:blue"))
         labels.append(f"{base.precision} optimum" if base is not None else "")
@@ -185,7 +180,8 @@ def _curves_panel(
     ax.set_xlabel(f"{res.hp} (log2 axis)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    _curves_legend(ax, base, base_opt)
+    pruned = any(c.n_pruned for p in res.per_proxy for c in p.curve)
+    _curves_legend(ax, base, base_opt, pruned=pruned)
 
 
 def _optima(res: HPTransfer, axis: str, ref: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

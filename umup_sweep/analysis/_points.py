@@ -31,7 +31,11 @@ ROUND = 9  # significant digits used to decide two HP values are "the same grid 
 
 @dataclass
 class CurvePoint:
-    """One HP value at one proxy: the seed-mean metric and what happened to every seed."""
+    """One HP value at one proxy: the seed-mean metric and what happened to every seed.
+
+    A value with a pruned seed (stopped early as dominated, `umup_sweep.pruning`) is never
+    the optimum and its other seeds are left out of the fits (their mean would leave out the
+    worst seed); it still counts as tested: a value where the loss is known to be high."""
 
     value: float
     log2: float
@@ -42,11 +46,18 @@ class CurvePoint:
     n_ok: int
     n_diverged: int
     n_failed: int
+    n_pruned: int = 0
 
     @property
     def eligible(self) -> bool:
-        """Whether it can be the optimum: at least half of its finished seeds are ok."""
-        return self.n_ok > 0 and 2 * self.n_ok >= self.n_ok + self.n_diverged
+        """Whether it can be the optimum: no seed pruned, and at least half of its finished
+        seeds ok."""
+        return self.n_pruned == 0 and self.n_ok > 0 and 2 * self.n_ok >= self.n_ok + self.n_diverged
+
+    @property
+    def tested(self) -> bool:
+        """Whether some seed finished here (ok, diverged or pruned): the range it bounds."""
+        return self.n_ok + self.n_diverged + self.n_pruned > 0
 
 
 def rounded(value: float) -> float:
@@ -76,6 +87,7 @@ def curve_points(line: pd.DataFrame, hp: str, metric: str) -> list[CurvePoint]:
                 n_ok=n_ok,
                 n_diverged=int((g["status"] == "diverged").sum()),
                 n_failed=int((g["status"] == "failed").sum()),
+                n_pruned=int((g["status"] == "pruned").sum()),
             )
         )
     return points
@@ -84,12 +96,16 @@ def curve_points(line: pd.DataFrame, hp: str, metric: str) -> list[CurvePoint]:
 def line_points(
     line: pd.DataFrame, hp: str, metric: str, curve: list[CurvePoint] | None = None
 ) -> LinePoints:
-    """The ok trials of one line as arrays; a grid point may be the optimum when it is
-    `CurvePoint.eligible` (``curve``: the line's `curve_points`, computed when not given)."""
+    """The ok trials of one line as arrays (but none of a value with a pruned seed); a grid
+    point may be the optimum when it is `CurvePoint.eligible` (``curve``: the line's
+    `curve_points`, computed when not given)."""
     curve = curve_points(line, hp, metric) if curve is None else curve
+    pruned = {c.value for c in curve if c.n_pruned}
     ok = line[(line["status"] == "ok") & line[metric].notna()]
+    if pruned:
+        ok = ok[~ok[hp].map(rounded).isin(pruned)]
     x = np.array([rounded(v) for v in np.log2(ok[hp].to_numpy(float))])
-    with_ok = [c for c in curve if c.n_ok > 0]
+    with_ok = [c for c in curve if c.n_ok > 0 and not c.n_pruned]
     grid = np.array([c.log2 for c in with_ok])
     # Nearest grid point: the curve's log2 comes from the rounded value, so it can differ from
     # x in the 9th digit (half-step grids like 2^-9.5); exact matching would misfile trials.

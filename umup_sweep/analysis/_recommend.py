@@ -147,7 +147,7 @@ def best_config(trials: pd.DataFrame, metric: str) -> tuple[dict[str, float], di
         scored = []
         for values, g in sub.groupby(list(HP_NAMES), sort=False):
             ok = g[(g["status"] == "ok") & g[metric].notna()]
-            if len(ok) == 0 or (g["status"] == "diverged").any():
+            if len(ok) == 0 or g["status"].isin(("diverged", "pruned")).any():
                 continue
             attempted = int((g["status"] != "failed").sum())
             scored.append((-attempted, float(ok[metric].mean()), values, g, len(ok)))

@@ -49,7 +49,8 @@ def _hp_section(res: HPTransfer, metric: str) -> list[str]:
             f"| {p.name.replace('x', '×', 1)} | {_f(p.grid_optimum, 4)}{edge} "
             f"| {_f(p.fit_optimum_log2, 2)} "
             f"({p.fit_method}) | {_f(p.fit_optimum_se, 2)} | {_f(p.seed_spread, 2)} "
-            f"| {_f(p.best_loss, 4)} | {p.n_ok} / {p.n_diverged} / {p.n_failed} |"
+            f"| {_f(p.best_loss, 4)} | {p.n_ok} / {p.n_diverged} / {p.n_failed}"
+            + (f", {p.n_pruned} pruned |" if p.n_pruned else " |")
         )
     lines.append("")
     if res.regret.get("sentence"):
@@ -174,7 +175,9 @@ def report_markdown(
         f"# Transfer report: {report.run}",
         "",
         f"Trials: {c.get('total', 0)} ({c.get('ok', 0)} ok, {c.get('diverged', 0)} diverged, "
-        f"{c.get('failed', 0)} failed). Metric: `{report.metric}`. Tolerance: ±{report.tolerance:g}"
+        + (f"{c['pruned']} pruned, " if c.get("pruned") else "")
+        + f"{c.get('failed', 0)} failed). Metric: `{report.metric}`. "
+        f"Tolerance: ±{report.tolerance:g}"
         " log2 per doubling (transfers when the 95% interval of the drift lies inside it, drifts "
         "when it lies outside, inconclusive otherwise).",
         "",

@@ -75,6 +75,9 @@ __all__ = [
     "result_key",
 ]
 
+# What happened to the trials, per proxy and summed over proxies (`CurvePoint`'s counts).
+_COUNTS = ("n_ok", "n_diverged", "n_failed", "n_pruned")
+
 
 @dataclass
 class ProxyOptimum:
@@ -96,6 +99,7 @@ class ProxyOptimum:
     n_ok: int
     n_diverged: int
     n_failed: int
+    n_pruned: int = 0  # stopped early as dominated (never the optimum)
     tokens: int | None = None  # planned tokens (steps × batch × seq_len), train axes only
     batch: int | None = None  # sequences per step, train axes only
 
@@ -158,6 +162,7 @@ class HPTransfer:
     n_ok: int = 0
     n_diverged: int = 0
     n_failed: int = 0
+    n_pruned: int = 0
     # for a low precision: its comparison with the reference precision (verdict, shift, gap)
     vs_reference: dict[str, Any] = field(default_factory=dict)
 
@@ -276,11 +281,7 @@ def _proxy_optimum(
     train axes); also its points and the fit-window mask."""
     others = {h: float(line[h].iloc[0]) for h in HP_NAMES if h != hp}
     curve = curve_points(line, hp, metric)
-    counts: dict[str, Any] = dict(
-        n_ok=sum(p.n_ok for p in curve),
-        n_diverged=sum(p.n_diverged for p in curve),
-        n_failed=sum(p.n_failed for p in curve),
-    )
+    counts: dict[str, Any] = {k: sum(getattr(c, k) for c in curve) for k in _COUNTS}
     if train:
         counts |= {"tokens": train[0], "batch": train[1]}
     pts = line_points(line, hp, metric, curve)
@@ -291,7 +292,7 @@ def _proxy_optimum(
         return empty, pts, np.zeros(len(pts.x), dtype=bool)
     opt = log2_optimum(pts, window=window)
     best = next(c for c in curve if c.n_ok > 0 and c.log2 == pts.grid[opt.index])
-    tested = [p.log2 for p in curve if p.n_ok + p.n_diverged > 0]
+    tested = [p.log2 for p in curve if p.tested]
     at_edge = best.log2 == min(tested) or (
         best.log2 == max(tested) and all(p.n_diverged == 0 for p in curve)
     )
@@ -379,7 +380,7 @@ def analyze_hp(
     reference = {a: min(c[a] for c in coords) for a in AXES if a in coords[0]}
     per_proxy, usable, notes = _proxies(lines, hp, metric, window, axes, reference)
     notes += dropped
-    totals = {k: sum(getattr(p, k) for p in per_proxy) for k in ("n_ok", "n_diverged", "n_failed")}
+    totals = {k: sum(getattr(p, k) for p in per_proxy) for k in _COUNTS}
     result = HPTransfer(
         hp=hp,
         parametrization=str(df["parametrization"].iloc[0]),

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from umup_sweep.run_status import RunStatus
+    from umup_sweep.run_status import PruningSavings, RunStatus
     from umup_sweep.runner import RunSummary
     from umup_sweep.spec import TrialResult, TrialSpec
     from umup_sweep.store import Growth
@@ -36,10 +36,12 @@ def summary_lines(summary: RunSummary) -> list[str]:
         f"({summary.n_new} trials run now, {summary.n_resumed} already done, "
         f"{_duration(summary.elapsed_s)})",
         f"trials: {c.get('total', 0)} stored — {c.get('ok', 0)} ok, "
-        f"{c.get('diverged', 0)} diverged, {c.get('failed', 0)} failed",
+        f"{c.get('diverged', 0)} diverged, {_pruned(c)}{c.get('failed', 0)} failed",
     ]
     if summary.growth is not None:
         out.append(growth_line(summary.growth))
+    if summary.pruning is not None:
+        out.append(pruning_line(summary.pruning))
     if summary.best is None:
         out.append("best: none (no trial finished ok)")
     else:
@@ -70,15 +72,18 @@ def status_lines(status: RunStatus) -> list[str]:
         True
     """
     c = status.counts
-    finals = c["ok"] + c["diverged"]
+    finals = c["ok"] + c["diverged"] + c.get("pruned", 0)
     holder = status.driver_pid
     lines = [
         f"{status.run_dir}: " + (f"running (driver pid {holder})" if holder else "not running"),
         f"trials: {c['total']} stored — {c['ok']} ok, {c['diverged']} diverged, "
-        f"{c['failed']} failed (failed trials are retried by the next `umup-sweep run`)",
+        f"{_pruned(c)}{c['failed']} failed (failed trials are retried by the next "
+        "`umup-sweep run`)",
     ]
     if status.growth is not None:
         lines.append(growth_line(status.growth))
+    if status.pruning is not None:
+        lines.append(pruning_line(status.pruning))
     total = status.total_estimate
     if total is not None:
         lines.append(f"remaining: about {max(0, total - finals)} of {max(total, finals)} trials")
@@ -87,6 +92,30 @@ def status_lines(status: RunStatus) -> list[str]:
     else:
         lines.append(_best_line(status.best, status.metric, status.swept))
     return lines
+
+
+def _pruned(counts: Mapping[str, int]) -> str:
+    """ ", N pruned" for the counts line, only when some trial was pruned."""
+    n = counts.get("pruned", 0)
+    return f"{n} pruned, " if n else ""
+
+
+def pruning_line(savings: PruningSavings) -> str:
+    """What pruning saved.
+
+    Example:
+        >>> from umup_sweep.run_status import PruningSavings
+        >>> line = pruning_line(PruningSavings(n_pruned=4, saved_s=90.0, spent_s=270.0))
+        >>> line.split(" (")[0]
+        'pruned: 4 trials stopped early, saving about 1 min 30 s of trial time'
+        >>> line.split(" (")[1][:16]
+        '25% of the sweep'
+    """
+    return (
+        f"pruned: {savings.n_pruned} trials stopped early, saving about "
+        f"{_duration(savings.saved_s)} of trial time ({savings.fraction:.0%} of the sweep; "
+        "`umup-sweep run --rerun-pruned` runs them in full)"
+    )
 
 
 def growth_line(growth: Growth) -> str:
@@ -121,7 +150,8 @@ def trial_line(spec: TrialSpec, result: TrialResult, metric: str) -> str:
     value = getattr(result, metric)
     shown = f"{metric} {value:.4f}" if isinstance(value, float) else ""
     hps = ", ".join(f"{k}={_fmt(v)}" for k, v in spec.hps.items())
-    extra = f" — {result.error}" if result.error else ""
+    why = result.error or result.note  # a failure's error, a pruned trial's reason
+    extra = f" — {why}" if why else ""
     return (
         f"{result.status:8s} {spec.trial_key} w{spec.model.width} d{spec.model.depth} "
         f"s{spec.seed} {hps} {shown} ({result.wall_s:.1f} s){extra}"

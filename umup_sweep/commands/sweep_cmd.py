@@ -27,6 +27,8 @@ Examples:
   umup-sweep run SWEEP.yaml --target proxies/llama_7b_gqa_config.json   # the model to tune for
 
   umup-sweep run SWEEP.yaml --track wandb --track tensorboard   # also log to W&B (offline)
+
+  umup-sweep run sweeps/sp_lr_width.yaml --prune   # stop dominated trials early (pruning:)
 """
 
 STATUS_HELP = """Show what a run directory holds: trials done, diverged, failed, remaining,
@@ -38,6 +40,36 @@ Example:
   umup-sweep status runs/lr_width
 """
 
+FORCE_OPTION = typer.Option(
+    False,
+    "--force",
+    help="Start over if runs/<name> holds a different sweep, even one this one only "
+    "grows (the old run is moved to runs/<name>.bak-<time>).",
+)
+VERBOSE_OPTION = typer.Option(
+    False, "--verbose", "-v", help="One line per finished trial, Ray's logs and tracebacks."
+)
+NO_PROGRESS_OPTION = typer.Option(
+    False, "--no-progress", help="No live progress bar (e.g. in CI logs)."
+)
+TARGET_OPTION = typer.Option(
+    None,
+    "--target",
+    help="The target model (our YAML or a Hugging Face config.json), in place of the "
+    "sweep's target:; a proxy with from_target: true is derived from it.",
+)
+PRUNE_OPTION = typer.Option(
+    None,
+    "--prune/--no-prune",
+    help="Stop trials that cannot end near the best of their proxy (calibrated on the stored "
+    "curves; sets pruning.enabled). Pruned trials are kept with their partial curves and "
+    "never taken as an optimum.",
+)
+RERUN_PRUNED_OPTION = typer.Option(
+    False,
+    "--rerun-pruned",
+    help="Run the stored pruned trials again, in full (otherwise a pruned trial is final).",
+)
 TRACK_OPTION = typer.Option(
     None,
     "--track",
@@ -51,12 +83,7 @@ def run(
     sweep_file: Path = typer.Argument(
         ..., metavar="SWEEP.yaml", help="The sweep YAML (see sweeps/ for examples)."
     ),
-    force: bool = typer.Option(
-        False,
-        "--force",
-        help="Start over if runs/<name> holds a different sweep, even one this one only "
-        "grows (the old run is moved to runs/<name>.bak-<time>).",
-    ),
+    force: bool = FORCE_OPTION,
     executor: str | None = typer.Option(
         None,
         "--executor",
@@ -80,19 +107,12 @@ def run(
         help="Parent folder of the run directory (default: the sweep's "
         "storage.run_dir, normally runs/).",
     ),
-    verbose: bool = typer.Option(
-        False, "--verbose", "-v", help="One line per finished trial, Ray's logs and tracebacks."
-    ),
-    no_progress: bool = typer.Option(
-        False, "--no-progress", help="No live progress bar (e.g. in CI logs)."
-    ),
-    target: Path | None = typer.Option(
-        None,
-        "--target",
-        help="The target model (our YAML or a Hugging Face config.json), in place of the "
-        "sweep's target:; a proxy with from_target: true is derived from it.",
-    ),
+    verbose: bool = VERBOSE_OPTION,
+    no_progress: bool = NO_PROGRESS_OPTION,
+    target: Path | None = TARGET_OPTION,
     track: list[str] | None = TRACK_OPTION,
+    prune: bool | None = PRUNE_OPTION,
+    rerun_pruned: bool = RERUN_PRUNED_OPTION,
 ) -> None:
     from umup_sweep.commands._progress import SweepReporter
     from umup_sweep.commands._target import target_lines
@@ -101,6 +121,7 @@ def run(
     from umup_sweep.runner import SweepInterrupted, run_sweep
 
     overrides = _overrides(executor, address, max_concurrent, run_dir) | _track(track)
+    overrides |= {} if prune is None else {"pruning.enabled": prune}
     sweep = load_sweep(sweep_file, overrides=overrides or None, target=target)
     for line in target_lines(sweep.target, sweep.family) if sweep.target else []:
         typer.echo(line)
@@ -108,7 +129,12 @@ def run(
     try:
         with SweepReporter(progress=not no_progress, verbose=verbose) as report:
             summary = run_sweep(
-                sweep, force=force, address=address, verbose=verbose, on_progress=report
+                sweep,
+                force=force,
+                address=address,
+                verbose=verbose,
+                on_progress=report,
+                rerun_pruned=rerun_pruned,
             )
     except SweepInterrupted as stop:
         for line in summary_lines(stop.summary):

@@ -25,8 +25,9 @@ __all__ = ["UNHASHED_KEYS", "sweep_hash", "sweep_to_dict"]
 
 # Not part of the identity: where and how trials run, how results are judged, the target
 # (which reaches the trials only through the proxy family, hashed in full), where trials are
-# also logged (tracking).
-_NOT_HASHED = ("name", "execution", "storage", "analysis", "target", "tracking")
+# also logged (tracking), when hopeless trials stop early (pruning: a pruned trial keeps its
+# key, and its curve is the start of the full one).
+_NOT_HASHED = ("name", "execution", "storage", "analysis", "target", "tracking", "pruning")
 # Every dotted key of `sweep_to_dict` that `sweep_hash` leaves out: the above, the proxy's
 # description (words), train.threads (not in trial keys either) and data.allow_vocab_mismatch
 # (a permission). The store ignores the same keys when it compares a stored sweep with a new one.
@@ -108,6 +109,8 @@ def sweep_to_dict(sweep: SweepSpec) -> dict[str, Any]:
         out["target"] = target_to_dict(sweep.target)
     if sweep.tracking is not None:
         out["tracking"] = tracking_to_dict(sweep.tracking)
+    if sweep.pruning.enabled:  # only when on: the files of other sweeps stay as they were
+        out["pruning"] = dataclasses.asdict(sweep.pruning)
     return out
 
 

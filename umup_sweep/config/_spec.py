@@ -145,6 +145,24 @@ class AnalysisSpec:
 
 
 @dataclass(frozen=True)
+class PruningSpec:
+    """When running trials stop early as hopeless (`pruning:`, `umup-sweep run --prune`);
+    `umup_sweep.pruning` has the rule. Not part of the sweep's identity.
+
+    Attributes:
+        enabled: prune at all (off by default).
+        every: steps between checkpoints (None: `train.eval_every`, else a tenth of the steps).
+        margin_factor: the safety factor on the catch-up measured in the stored curves.
+        min_references: finished trials a proxy needs before any of its trials is pruned.
+    """
+
+    enabled: bool = False
+    every: int | None = None
+    margin_factor: float = 2.0
+    min_references: int = 4
+
+
+@dataclass(frozen=True)
 class TrackingSpec:
     """Where finished trials are also logged (`tracking:`, `umup-sweep run --track`): W&B,
     MLflow and/or TensorBoard (`umup_sweep.tracking`). Not part of the sweep's identity.
@@ -224,6 +242,8 @@ class SweepSpec:
     train_axes: TrainAxes | None = None
     # Experiment trackers the trials are also logged to (`tracking:`); not hashed.
     tracking: TrackingSpec | None = None
+    # When running trials stop early as hopeless (`pruning:`); not hashed.
+    pruning: PruningSpec = field(default_factory=PruningSpec)
     # Where the sweep was read from: for messages only, so not part of equality.
     source: str = field(default="<inline>", compare=False)
 

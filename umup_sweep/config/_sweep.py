@@ -40,6 +40,8 @@ Sweep keys (all optional unless marked):
     tracking        {backend: wandb | mlflow | tensorboard or a list, dir, project, and the
                     trackers' options}: log every trial there too (see config._tracking); not
                     part of the sweep hash
+    pruning         true, or {enabled, every, margin_factor, min_references}: stop dominated
+                    trials early (see config._pruning, umup_sweep.pruning); not hashed
     target          the model the results are for: an inline mapping or a YAML / Hugging Face
                     config.json path relative to this file (see config._target); a proxy
                     {from_target: true, ...} is derived from it; not part of the sweep hash
@@ -65,6 +67,7 @@ from umup_sweep.config._data import data_section
 from umup_sweep.config._execution import execution_section
 from umup_sweep.config._options import OptionContext, strategy_class, strategy_options
 from umup_sweep.config._proxy import sweep_family
+from umup_sweep.config._pruning import pruning_section
 from umup_sweep.config._sections import (
     sp_multipliers,
     sweep_budget,
@@ -113,6 +116,7 @@ _TOP_KEYS = (
     "strategy_options",
     "target",
     "tracking",
+    "pruning",
 )
 _ALIASES = {"method": "strategy", "parameters": "hyperparameters"}
 
@@ -230,6 +234,7 @@ def _sweep_from_mapping(
     storage = sweep_storage(data.get("storage"), source)
     analysis = build_section(AnalysisSpec, data.get("analysis"), source, "analysis")
     tracking = sweep_tracking(data.get("tracking"), source)
+    pruning = pruning_section(data.get("pruning"), source)
     ctx = OptionContext(source, spaces, family.widths, budget, seeds=tuple(seeds))
     return SweepSpec(
         name=name,
@@ -251,6 +256,7 @@ def _sweep_from_mapping(
         target=target,
         train_axes=axes,
         tracking=tracking,
+        pruning=pruning,
     )
 
 

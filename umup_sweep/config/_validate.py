@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from umup_sweep.config._spec import AnalysisSpec, ExecutionSpec
+from umup_sweep.config._spec import AnalysisSpec, ExecutionSpec, PruningSpec
 from umup_sweep.errors import ConfigError
 from umup_sweep.spec import MODEL_HPS, DataSpec, ModelSpec, TrainSpec
 
@@ -98,6 +98,11 @@ _RANGES: dict[type, dict[str, Check]] = {
             lambda v: v >= 0 and (v <= 1 or float(v).is_integer()),
         ),
         "max_failures": NONNEG,
+    },
+    PruningSpec: {
+        "every": POS,
+        "margin_factor": POS,
+        "min_references": (">= 2 (the margin is measured between stored trials)", lambda v: v >= 2),
     },
     AnalysisSpec: {
         "tolerance": POS,

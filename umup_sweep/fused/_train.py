@@ -5,7 +5,8 @@ built under `torch.manual_seed(seed)` exactly as `run_trial` builds it), its own
 (its own seeded batch generator), its own LR, weight decay and optimizer settings (per-trial
 values in the stacked optimizer), and its own divergence: a trial whose loss diverges gets the
 curve row `run_trial` would write, is recorded "diverged" and is dropped from the stacks, and
-the others go on unchanged (no trial's numbers ever mix with another's).
+the others go on unchanged (no trial's numbers ever mix with another's). A trial stopped by
+its `PruneBound` (`TrialSpec.prune`) leaves the stacks the same way, recorded "pruned".
 
 Timing: `wall_s` is attributed per step, each step's (and each periodic evaluation's) wall
 time split evenly among the trials that took part in it, so the K results' `wall_s` add up to
@@ -150,6 +151,9 @@ def _train(
             m.wall_s += share
             m.log.curve.append((step, values[i], vals[i]))
             m.log.diverged = i not in keep
+            if not m.log.diverged and m.spec.prune is not None and step + 1 < train.steps:
+                m.log.pruned = m.spec.prune.reason(m.log.curve)  # dominated: leaves the stack
+        keep = [i for i in keep if active[i].log.pruned is None]
         if len(keep) < len(active):
             optimizer.keep(keep, stack.keep(keep))
             active = [active[i] for i in keep]

@@ -50,7 +50,9 @@ def make_trial(
 
 
 class ResultIndex:
-    """Finished trials by key: status and the metric (inf if diverged, NaN if failed).
+    """Finished trials by key: status and the metric (inf if diverged or pruned, NaN if
+    failed). A pruned trial was stopped because it could not end near the best of its proxy
+    (`umup_sweep.pruning`): to a search it is a loss as final as a diverged one.
 
     Args:
         results: the store's trials frame (`trial_key`, `status`, metric column).
@@ -65,7 +67,7 @@ class ResultIndex:
         for row in results.itertuples(index=False):
             key = str(row.trial_key)
             status = getattr(row, "status", "ok")
-            if status == "diverged":
+            if status in ("diverged", "pruned"):
                 loss = math.inf
             elif status == "ok" and has_metric:
                 value = getattr(row, metric)
@@ -81,7 +83,8 @@ class ResultIndex:
         return len(self._loss)
 
     def loss(self, key: str) -> float:
-        """The metric of a finished trial: inf when diverged, NaN when failed or unknown."""
+        """The metric of a finished trial: inf when diverged or pruned, NaN when failed or
+        unknown."""
         return self._loss.get(key, math.nan)
 
     def all_done(self, trials: Iterable[TrialSpec]) -> bool:

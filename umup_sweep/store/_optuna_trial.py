@@ -167,6 +167,9 @@ def frozen_trial(
     if result.status == "failed":
         attrs["error"] = result.error or "unknown error"
         state = TrialState.FAIL
+    elif result.status == "pruned":  # stopped early: no final value, its curve so far
+        attrs["pruned"] = result.note or "pruned"
+        state = TrialState.PRUNED
     else:
         value = finite_or_inf(getattr(result, metric) if result.status == "ok" else None)
     trial = optuna.trial.create_trial(

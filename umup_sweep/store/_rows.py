@@ -36,8 +36,9 @@ TRIAL_COLUMNS: tuple[str, ...] = (
     "precision",  # the trial's TrainSpec.precision (the sweep's `precisions:` axis)
     "error",
 )
-# Statuses that are final: a trial stored with one of these is never run again.
-FINAL_STATUSES = ("ok", "diverged")
+# Statuses that are final: a trial stored with one of these is never run again (a pruned one
+# only when asked: `umup-sweep run --rerun-pruned`).
+FINAL_STATUSES = ("ok", "diverged", "pruned")
 _FLOAT_COLUMNS = ("final_train_loss", "val_loss", "wall_s", "tokens_per_s", "peak_rss_mb")
 
 

@@ -8,6 +8,8 @@ and user attrs `trial_key`, `stage`, `status`, `spec` (TrialSpec dict), `result`
 minus curve) and the key numbers of the result on their own.
 - ok       -> COMPLETE, value = metric.
 - diverged -> COMPLETE, value = +inf (a real, final outcome that Optuna can rank: never best).
+- pruned   -> PRUNED, no value (it stopped early: `umup_sweep.pruning`), the reason in user
+  attr `pruned`; final like ok and diverged.
 - failed   -> FAIL, with the one-line error in user attr `error`. A failed trial is not final:
   a later run of the same sweep tries it again (`has()` is False for it).
 
@@ -289,7 +291,7 @@ class RunStore:
         return self._sweep
 
     def has(self, trial_key: str) -> bool:
-        """True when a final result (ok or diverged) of this trial is stored."""
+        """True when a final result (ok, diverged or pruned) of this trial is stored."""
         row = self._rows.get(trial_key)
         return row is not None and row["status"] in FINAL_STATUSES
 
@@ -346,6 +348,14 @@ class RunStore:
             if trial.user_attrs.get("trial_key") == trial_key:
                 return TrialSpec.from_dict(trial.user_attrs["spec"])
         raise KeyError(trial_key)
+
+    def specs(self) -> dict[str, TrialSpec]:
+        """The TrialSpec of every stored trial by key, in one read of the study."""
+        return {
+            str(trial.user_attrs["trial_key"]): TrialSpec.from_dict(trial.user_attrs["spec"])
+            for trial in self._trials()
+            if "spec" in trial.user_attrs and "trial_key" in trial.user_attrs
+        }
 
     def train_settings(self) -> dict[str, tuple[int, int]]:
         """``{trial_key: (steps, batch_size)}`` as each stored trial was planned (its

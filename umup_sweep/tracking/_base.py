@@ -203,7 +203,8 @@ def trial_config(spec: TrialSpec, result: TrialResult) -> dict[str, Any]:
 
 
 def final_metrics(result: TrialResult) -> dict[str, float]:
-    """A trial's final numbers (non-finite losses left out; `diverged` is 1.0 or 0.0)."""
+    """A trial's final numbers (non-finite losses left out; `diverged` and `pruned` are 1.0
+    or 0.0)."""
     out = {
         "final_val_loss": result.val_loss,
         "final_train_loss": result.final_train_loss,
@@ -211,6 +212,7 @@ def final_metrics(result: TrialResult) -> dict[str, float]:
         "wall_s": result.wall_s,
         "tokens": result.tokens,
         "diverged": 1.0 if result.status == "diverged" else 0.0,
+        "pruned": 1.0 if result.status == "pruned" else 0.0,
     }
     return {k: float(v) for k, v in out.items() if v is not None and _finite(v)}
 

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["LEDGER_FILE", "Tracking", "read_summary", "sweep_info"]
 
 LEDGER_FILE = "logged.json"
-_FINAL = ("ok", "diverged")
+_FINAL = ("ok", "diverged", "pruned")
 Warn = Callable[[str], None]
 
 
@@ -285,7 +285,7 @@ def _digest(run_dir: Path) -> str:
 
 def _counts(store: RunStore) -> dict[str, int]:
     status = store.results()["status"]
-    counts = {s: int((status == s).sum()) for s in ("ok", "diverged", "failed")}
+    counts = {s: int((status == s).sum()) for s in ("ok", "diverged", "pruned", "failed")}
     return {"total": int(len(status)), **counts}
 
 

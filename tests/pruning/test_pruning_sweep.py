@@ -19,7 +19,7 @@ from umup_sweep.analysis import analyze_run
 from umup_sweep.analysis._plots import transfer_figure
 from umup_sweep.cli import _register_commands, app
 from umup_sweep.config import PruningSpec, SweepSpec, load_sweep, sweep_hash
-from umup_sweep.runner import run_sweep
+from umup_sweep.runner import SweepInterrupted, run_sweep
 from umup_sweep.spec import TrialResult, TrialSpec
 from umup_sweep.store import RunStore
 from umup_sweep.train import run_trial
@@ -116,6 +116,34 @@ def test_a_rerun_keeps_pruned_trials_and_rerun_pruned_runs_exactly_them_in_full(
     df = RunStore.load(sweep.run_dir).results()
     assert summary.counts["pruned"] == 0 and (df["steps"] == STEPS).all()
     assert summary.n_new == len(pruned)
+
+
+class StopAfter:
+    """The real `run_trial` for `n` trials, then Ctrl-C (as a user would press it)."""
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+    def __call__(self, spec: TrialSpec) -> TrialResult:
+        if self.left == 0:
+            raise KeyboardInterrupt
+        self.left -= 1
+        return run_trial(spec)
+
+
+def test_an_interrupted_sweep_resumes_under_the_same_bounds(tmp_path, pruned_run):
+    """The references are rebuilt from the store (curves re-read): after Ctrl-C, the resumed
+    trials run under exactly the bounds the uninterrupted run gave them."""
+    _, _, uninterrupted = pruned_run
+    sweep = _sweep(tmp_path)
+    with pytest.raises(SweepInterrupted):
+        run_sweep(sweep, analyze=False, trial_fn=StopAfter(4))
+    resumed = CountingTrial()
+    run_sweep(sweep, analyze=False, trial_fn=resumed)
+    given = {s.trial_key: s.prune for s in uninterrupted.specs}
+    assert len(resumed.specs) == 2 * len(LRS) - 4
+    assert [s.prune for s in resumed.specs] == [given[s.trial_key] for s in resumed.specs]
+    assert any(s.prune is not None for s in resumed.specs)
 
 
 def test_pruning_is_not_part_of_the_sweep_and_the_cli_turns_it_on(tmp_path):

@@ -6,11 +6,13 @@ a pruned value as an optimum, and the command line turns it on and reports the s
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
 import optuna
 import pytest
+from ci_strict import require_module
 from cli_helpers import cli
 from sweep_fakes import tiny_sweep
 from typer.testing import CliRunner
@@ -19,6 +21,7 @@ from umup_sweep.analysis import analyze_run
 from umup_sweep.analysis._plots import transfer_figure
 from umup_sweep.cli import _register_commands, app
 from umup_sweep.config import PruningSpec, SweepSpec, load_sweep, sweep_hash
+from umup_sweep.config._tracking import sweep_tracking
 from umup_sweep.runner import SweepInterrupted, run_sweep
 from umup_sweep.spec import TrialResult, TrialSpec
 from umup_sweep.store import RunStore
@@ -186,3 +189,43 @@ def test_a_bad_pruning_section_is_one_line_exit_2(tmp_path):
         "stored trials), got 1 (int)"
     ]
     assert not (tmp_path / "runs").exists()
+
+
+def tensorboard_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar tag of one TensorBoard run folder: (step, value) in order."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_trackers_flag_pruned_trials_and_get_the_full_run_after_rerun_pruned(tmp_path):
+    """TensorBoard (local event files): a pruned trial is logged with its partial curve and
+    final/pruned = 1; `--rerun-pruned` logs the full run of the same trial (ledger entry
+    `<key>` beside `<key>:pruned`), and a plain rerun logs nothing again."""
+    require_module("tensorboard", "pip install -e '.[dev]' (or '.[tracking]')")
+    sweep = dataclasses.replace(
+        _sweep(tmp_path), tracking=sweep_tracking({"backend": "tensorboard"}, "<test>")
+    )
+    run_sweep(sweep, analyze=False, trial_fn=run_trial)
+    df = RunStore.load(sweep.run_dir).results()
+    pruned = sorted(df.loc[df["status"] == "pruned", "trial_key"])
+    assert pruned
+    root = sweep.run_dir / "tracking" / "tensorboard" / "tiny"
+    folders = {d.name.rsplit("-", 1)[1]: d for d in root.iterdir() if d.name != "summary"}
+    for key in pruned:
+        scalars = tensorboard_scalars(folders[key])
+        assert scalars["final/pruned"][0][1] == 1.0
+        assert len(scalars["train_loss"]) < STEPS
+    ledger = sweep.run_dir / "tracking" / "logged.json"
+    (entries,) = (set(d["trials"]) for d in json.loads(ledger.read_text()).values())
+    assert {f"{k}:pruned" for k in pruned} <= entries and not set(pruned) & entries
+    run_sweep(sweep, analyze=False, trial_fn=run_trial, rerun_pruned=True)
+    (entries,) = (set(d["trials"]) for d in json.loads(ledger.read_text()).values())
+    assert set(pruned) <= entries
+    for key in pruned:  # the full run's curve is in the same folder now
+        assert max(s for s, _ in tensorboard_scalars(folders[key])["train_loss"]) == STEPS - 1
+    before = ledger.read_text()
+    run_sweep(sweep, analyze=False, trial_fn=run_trial)
+    assert ledger.read_text() == before

@@ -109,7 +109,7 @@ class Tracking:
         if result.status not in _FINAL:
             return
         for tracker in self._live():
-            if not self._ledger.has(tracker.destination, spec.trial_key):
+            if not self._ledger.has(tracker.destination, _entry(spec.trial_key, result.status)):
                 self._log(tracker, spec, result, result.curve if curve is None else curve)
 
     def finish(self, store: RunStore, analysed: bool = True) -> None:
@@ -120,10 +120,11 @@ class Tracking:
         rows = store.results()
         rows = rows[rows["status"].isin(_FINAL)]
         for tracker in self._live():
-            missing = [k for k in rows["trial_key"] if not self._ledger.has(tracker.destination, k)]
-            if missing:
-                self._warn(f"tracking: logging {len(missing)} stored trial(s) to {tracker.NAME}")
-            for _, row in rows[rows["trial_key"].isin(missing)].iterrows():
+            entries = [_entry(k, s) for k, s in zip(rows["trial_key"], rows["status"], strict=True)]
+            missing = [not self._ledger.has(tracker.destination, e) for e in entries]
+            if any(missing):
+                self._warn(f"tracking: logging {sum(missing)} stored trial(s) to {tracker.NAME}")
+            for _, row in rows[missing].iterrows():
                 if tracker.destination in self._failed:
                     break
                 key = str(row["trial_key"])
@@ -151,7 +152,7 @@ class Tracking:
         except Exception as exc:
             self._fail(tracker, f"trial {spec.trial_key}", exc)
             return
-        self._ledger.add(tracker.destination, spec.trial_key)
+        self._ledger.add(tracker.destination, _entry(spec.trial_key, result.status))
 
     def _log_summary(self, summary: SweepSummary, digest: str) -> None:
         for tracker in self._live():
@@ -172,6 +173,12 @@ class Tracking:
             f"{first}); the trials are stored; no more {tracker.NAME} logging in this run "
             "(rerun the sweep to log what it missed)"
         )
+
+
+def _entry(trial_key: str, status: str) -> str:
+    """A trial's name in the ledger: its key, marked when it was pruned, so the same trial
+    run in full later (`run --rerun-pruned`) is logged again, with its whole curve."""
+    return f"{trial_key}:pruned" if status == "pruned" else str(trial_key)
 
 
 class _Ledger:

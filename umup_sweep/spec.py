@@ -14,13 +14,16 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Parametrization = Literal["umup", "sp"]
 FfnKind = Literal["swiglu", "gelu"]
 PosEncoding = Literal["rope", "none"]
 NormKind = Literal["rms", "layer"]
 Status = Literal["ok", "diverged", "pruned", "failed"]
+STATUSES: tuple[str, ...] = get_args(Status)  # in the order counts are shown
+# Statuses of trials that stopped without a final loss (a value with one is never the best).
+STOPPED: tuple[str, ...] = ("diverged", "pruned")
 Precision = Literal["fp32", "bf16", "fp8_sim"]
 
 # The u-μP hyperparameters that live in the model (all default 1.0, see u-μP paper Table 3).

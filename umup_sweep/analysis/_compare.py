@@ -36,7 +36,7 @@ from umup_sweep.analysis._points import json_ready
 from umup_sweep.analysis._run import DEFAULT_PRECISION, RunData, load_run, precision_rank
 from umup_sweep.analysis._search import search_record
 from umup_sweep.errors import UserError
-from umup_sweep.spec import HP_NAMES
+from umup_sweep.spec import HP_NAMES, STOPPED
 from umup_sweep.store import COMPARE_FILE, SWEEP_FILE
 
 __all__ = [
@@ -142,16 +142,11 @@ def load_comparison(run_dir: str | Path | RunData, other_dir: str | Path) -> Com
 # -- measuring -----------------------------------------------------------------------------
 
 
-# Seeds that never reached a final loss: diverged, or pruned as dominated (a config with one is
-# never the best, and its mean would leave out its worst seeds).
-_STOPPED = ("diverged", "pruned")
-
-
 def _frame(run: RunData, precision: str) -> pd.DataFrame:
     trials = run.trials
     prec = trials["precision"].fillna(DEFAULT_PRECISION) if "precision" in trials else None
     trials = trials if prec is None else trials[prec == precision]
-    return trials[trials["status"].isin(_STOPPED + ("ok",))]
+    return trials[trials["status"].isin(STOPPED + ("ok",))]
 
 
 def _measure(values: pd.Series, diverged: int, seeds: list[int]) -> Measured:
@@ -174,7 +169,7 @@ def _at_config(
     sub = trials[mask]
     if sub.empty:
         return None
-    diverged = int(sub["status"].isin(_STOPPED).sum())
+    diverged = int(sub["status"].isin(STOPPED).sum())
     ok = sub[sub["status"] == "ok"]
     return _measure(ok[metric], diverged, [int(s) for s in sub["seed"].unique()])
 
@@ -188,7 +183,7 @@ def _best_grid(
     hps = [h for h in HP_NAMES if h in sub]
     best: tuple[int, float, Measured] | None = None
     for key, group in sub.groupby(hps, sort=False):
-        if group["status"].isin(_STOPPED).any():
+        if group["status"].isin(STOPPED).any():
             continue
         m = _measure(group[metric], 0, [int(s) for s in group["seed"]])
         if m.mean is None:

@@ -45,7 +45,7 @@ from umup_sweep.analysis._train_carry import (
 )
 from umup_sweep.analysis._transfer import HPTransfer, result_key
 from umup_sweep.errors import UserError
-from umup_sweep.spec import HP_NAMES, MODEL_HPS, ModelSpec
+from umup_sweep.spec import HP_NAMES, MODEL_HPS, STOPPED, ModelSpec
 from umup_sweep.store import RECOMMENDED_FILE
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ def best_config(trials: pd.DataFrame, metric: str) -> tuple[dict[str, float], di
         scored = []
         for values, g in sub.groupby(list(HP_NAMES), sort=False):
             ok = g[(g["status"] == "ok") & g[metric].notna()]
-            if len(ok) == 0 or g["status"].isin(("diverged", "pruned")).any():
+            if len(ok) == 0 or g["status"].isin(STOPPED).any():
                 continue
             attempted = int((g["status"] != "failed").sum())
             scored.append((-attempted, float(ok[metric].mean()), values, g, len(ok)))

@@ -37,6 +37,7 @@ import math
 from collections import defaultdict
 
 from umup_sweep.config import PruningSpec
+from umup_sweep.errors import StoreError
 from umup_sweep.fitting import FIT_WINDOW
 from umup_sweep.pruning._rule import Reference, checkpoint_every, prune_bound, window_means
 from umup_sweep.spec import HP_DEFAULTS, HP_NAMES, TrialResult, TrialSpec
@@ -67,8 +68,8 @@ class Pruner:
         self.pruning = pruning
         self.metric = metric
         self.grid = {h: tuple(v) for h, v in (grid or {}).items()}
-        self._refs: dict[str, list[Reference]] = defaultdict(list)
-        self._hps: dict[str, list[dict[str, float]]] = defaultdict(list)  # aligned with _refs
+        # per proxy: each finished trial's curve summary and its HPs
+        self._refs: dict[str, list[tuple[Reference, dict[str, float]]]] = defaultdict(list)
 
     @classmethod
     def from_store(cls, pruning: PruningSpec, store: RunStore) -> Pruner:
@@ -87,7 +88,7 @@ class Pruner:
                 continue
             try:
                 losses = store.curve(key)["train_loss"].astype(float).tolist()
-            except Exception:  # a missing curve file: that trial just isn't a reference
+            except StoreError:  # a missing or damaged curve file: not a reference
                 continue
             pruner._add(specs[key], float(final), losses)
         return pruner
@@ -103,9 +104,9 @@ class Pruner:
         if len(losses) < spec.train.steps or not all(math.isfinite(v) for v in losses):
             return
         every = checkpoint_every(spec.train, self.pruning.every)
-        key = proxy_key(spec)
-        self._refs[key].append(Reference(final, window_means(losses, every)))
-        self._hps[key].append(spec.hps)
+        self._refs[proxy_key(spec)].append(
+            (Reference(final, window_means(losses, every)), spec.hps)
+        )
 
     def attach(self, spec: TrialSpec) -> TrialSpec:
         """`spec` with the bound it should run under (unchanged when pruning is off or the
@@ -115,7 +116,7 @@ class Pruner:
             return spec
         train = spec.train
         bound = prune_bound(
-            self._refs.get(key, []),
+            [ref for ref, _ in self._refs.get(key, [])],
             steps=train.steps,
             every=checkpoint_every(train, self.pruning.every),
             margin_factor=self.pruning.margin_factor,
@@ -127,18 +128,14 @@ class Pruner:
         """Whether a trial with `hps` lies where the analysis will fit (see the module
         docstring): the best reference's configuration, or one HP at most `FIT_WINDOW`
         tried values away from it."""
-        refs, configs = self._refs.get(key, []), self._hps.get(key, [])
+        refs = self._refs.get(key, [])
         if not refs:
             return False
-        best = configs[min(range(len(refs)), key=lambda i: refs[i].final)]
+        best = min(refs, key=lambda ref: ref[0].final)[1]
         differ = [h for h in HP_NAMES if not math.isclose(hps[h], best[h], rel_tol=1e-9)]
         if len(differ) != 1:
             return not differ  # another seed of the best configuration
         h = differ[0]
-        values = [*self.grid.get(h, ()), *(c[h] for c in configs), hps[h]]
+        values = [*self.grid.get(h, ()), *(c[h] for _, c in refs), hps[h]]
         tried = sorted({round(v, 12) for v in values})
         return abs(tried.index(round(hps[h], 12)) - tried.index(round(best[h], 12))) <= FIT_WINDOW
-
-    def n_references(self, spec: TrialSpec) -> int:
-        """How many finished trials of `spec`'s proxy are references now."""
-        return len(self._refs.get(proxy_key(spec), []))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from umup_sweep.spec import ModelSpec, TrialSpec
+from umup_sweep.spec import STOPPED, ModelSpec, TrialSpec
 
 if TYPE_CHECKING:
     from umup_sweep.config import SweepSpec
@@ -67,7 +67,7 @@ class ResultIndex:
         for row in results.itertuples(index=False):
             key = str(row.trial_key)
             status = getattr(row, "status", "ok")
-            if status in ("diverged", "pruned"):
+            if status in STOPPED:
                 loss = math.inf
             elif status == "ok" and has_metric:
                 value = getattr(row, metric)

@@ -32,9 +32,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from umup_sweep.spec import TrialResult, TrialSpec
+from umup_sweep.spec import STATUSES, TrialResult, TrialSpec
 from umup_sweep.store._files import atomic_write_text
 from umup_sweep.store._layout import PLOTS_DIR, RECOMMENDED_FILE, REPORT_FILE, TRANSFER_FILE
+from umup_sweep.store._rows import FINAL_STATUSES
 from umup_sweep.tracking._base import TRACKING_DIR, BaseTracker, Curve, SweepInfo, SweepSummary
 from umup_sweep.tracking._registry import TRACKERS
 
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
 __all__ = ["LEDGER_FILE", "Tracking", "read_summary", "sweep_info"]
 
 LEDGER_FILE = "logged.json"
-_FINAL = ("ok", "diverged", "pruned")
 Warn = Callable[[str], None]
 
 
@@ -106,7 +106,7 @@ class Tracking:
     def log_trial(self, spec: TrialSpec, result: TrialResult, curve: Curve | None = None) -> None:
         """Log a committed trial to every tracker that does not have it (failed trials are
         not logged: they run again)."""
-        if result.status not in _FINAL:
+        if result.status not in FINAL_STATUSES:
             return
         for tracker in self._live():
             if not self._ledger.has(tracker.destination, _entry(spec.trial_key, result.status)):
@@ -118,7 +118,7 @@ class Tracking:
         if not self.active:
             return
         rows = store.results()
-        rows = rows[rows["status"].isin(_FINAL)]
+        rows = rows[rows["status"].isin(FINAL_STATUSES)]
         for tracker in self._live():
             entries = [_entry(k, s) for k, s in zip(rows["trial_key"], rows["status"], strict=True)]
             missing = [not self._ledger.has(tracker.destination, e) for e in entries]
@@ -292,7 +292,7 @@ def _digest(run_dir: Path) -> str:
 
 def _counts(store: RunStore) -> dict[str, int]:
     status = store.results()["status"]
-    counts = {s: int((status == s).sum()) for s in ("ok", "diverged", "pruned", "failed")}
+    counts = {s: int((status == s).sum()) for s in STATUSES}
     return {"total": int(len(status)), **counts}
 
 

@@ -11,6 +11,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from umup_sweep.core._apply import apply
+
 
 class _Scale(torch.autograd.Function):
     """y = fwd · x in the forward pass, dx = bwd · dy in the backward pass.
@@ -46,7 +48,7 @@ def scale(x: Tensor, fwd: float = 1.0, bwd: float = 1.0) -> Tensor:
     """
     if fwd == 1.0 and bwd == 1.0:
         return x
-    return _Scale.apply(x, fwd, bwd)  # type: ignore[no-any-return]
+    return apply(_Scale, x, fwd, bwd)  # type: ignore[no-any-return]
 
 
 def scale_fwd(x: Tensor, s: float) -> Tensor:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from umup_sweep.core import rules
+from umup_sweep.core._apply import apply
 from umup_sweep.core._precision_hook import matmul_cast
 from umup_sweep.core._scale import scale, scale_bwd, scale_fwd
 from umup_sweep.core.constraints import apply_constraint
@@ -68,6 +69,9 @@ class _ScaledLinear(torch.autograd.Function):
         x, weight, bias, _, s_gin, s_gw = inputs
         _, x_used, w_used = output
         ctx.mark_non_differentiable(x_used, w_used)
+        # Leave the gradients of those two extra outputs None: materialised, they would be
+        # zero tensors of x's and the weight's shape, filled on every backward pass.
+        ctx.set_materialize_grads(False)
         ctx.cast = matmul_cast()
         ctx.dtypes = (x.dtype, weight.dtype)
         ctx.save_for_backward(x_used, w_used)
@@ -77,6 +81,8 @@ class _ScaledLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: Tensor, *_unused: Any) -> tuple[Tensor | None, ...]:
         x, weight = ctx.saved_tensors
+        if grad is None:  # the output was not used (grads are not materialised)
+            return None, None, None, None, None, None
         if ctx.cast is not None:
             grad = ctx.cast.round_backward(grad)
         s_gin, s_gw = ctx.scales
@@ -104,12 +110,22 @@ def scaled_linear(
         >>> scaled_linear(torch.ones(1, 2), torch.ones(3, 2), None, 0.5, 1.0, 1.0).tolist()
         [[1.0, 1.0, 1.0]]
     """
-    return _ScaledLinear.apply(x, weight, bias, s_out, s_gin, s_gw)[0]  # type: ignore[no-any-return]
+    return apply(_ScaledLinear, x, weight, bias, s_out, s_gin, s_gw)[0]  # type: ignore[no-any-return]
+
+
+_ZEROS: dict[tuple[torch.dtype, torch.device], Tensor] = {}
 
 
 def _zero(like: Tensor) -> Tensor:
-    # addmm's `input` when beta=0: ignored (NaN/inf in it do not propagate), broadcast free.
-    return torch.zeros((), dtype=like.dtype, device=like.device)
+    # addmm's `input` when beta=0: ignored (NaN/inf in it do not propagate), broadcast free;
+    # one per dtype and device, never written, so not allocated on every call.
+    if torch.compiler.is_compiling():  # traced tensors must not be cached
+        return torch.zeros((), dtype=like.dtype, device=like.device)
+    key = (like.dtype, like.device)
+    zero = _ZEROS.get(key)
+    if zero is None:
+        zero = _ZEROS[key] = torch.zeros((), dtype=like.dtype, device=like.device)
+    return zero
 
 
 def linear(
@@ -354,7 +370,7 @@ def residual_add(residual: Tensor, skip: Tensor, tau: float = 1.0) -> Tensor:
         [0.7071067690849304]
     """
     a, b = rules.residual_coeffs(tau)
-    return _ResidualAdd.apply(residual, skip, a, b)  # type: ignore[no-any-return]
+    return apply(_ResidualAdd, residual, skip, a, b)  # type: ignore[no-any-return]
 
 
 def cross_entropy(

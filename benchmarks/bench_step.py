@@ -79,8 +79,12 @@ def main() -> None:
             step(x, y)
     wall: dict[str, list[float]] = {name: [] for name in runners}
     cpu: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(args.repeats):
-        for name, step in runners.items():
+    names = list(runners)
+    for rep in range(args.repeats):
+        # rotate the order every repeat: none of the models always runs first or after another
+        k = rep % len(names)
+        for name in names[k:] + names[:k]:
+            step = runners[name]
             t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(args.steps):
                 step(x, y)

@@ -192,12 +192,27 @@ def report(outcomes: dict[str, Outcome], header: list[str]) -> str:
     narrower = bracket.interval <= grid.interval
     faster = bracket.wall_s <= GOAL_WALL * grid.wall_s
     yes = {True: "yes", False: "NO"}
+    lines.append(floor_line(grid))
     lines.append(
         f"goal: same verdict {yes[same]}; interval no wider {yes[narrower]}"
         f"; wall time <= {GOAL_WALL:.0%} of the grid's {yes[faster]}"
         f" ({ratio(grid.wall_s, bracket.wall_s)})"
     )
     return "\n".join(lines)
+
+
+def floor_line(grid: Outcome) -> str:
+    """What the cheapest procedure that still fits a parabola over seeds would cost: 3 lr
+    values × every seed at every width (fewer values leave no curvature to fit), at the
+    grid's own trial times. No bracket can stop earlier, so above `GOAL_WALL` of the grid's
+    trial-seconds the wall-time goal is out of reach with two workers (wall time follows
+    trial-seconds when both are kept busy)."""
+    floor = sum(3 * p["trial_s"] / len(p["lrs"]) for p in grid.per_width if p["lrs"])
+    frac = floor / grid.trial_s if grid.trial_s > 0 else math.nan
+    return (
+        f"floor: 3 lr values x every seed at every width (the fewest a parabola can be fitted"
+        f" to) costs {floor:.0f} trial-s at the grid's trial times, {frac:.2f} of the grid's"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

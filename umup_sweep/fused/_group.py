@@ -13,9 +13,9 @@ fp8_sim fuse. Fusing never changes a trial's key: the specs are not touched.
 `auto` takes K from the crossover `benchmarks/bench_fused.py` measured (recorded in
 benchmarks/results/fused.txt, docs/FUSED.md): on CPU (one thread), fused groups of 8 beat the
 same trials one by one only while a trial's step is small, width × batch × seq_len up to
-`AUTO_MAX_WORK_CPU` (1.16-1.76× there; 0.70-0.93× from twice that up, e.g. every width at
-the usual batch 16 × seq 128); groups of 2 never paid. Off the CPU nothing was measured, so
-`auto` leaves those trials alone.
+`AUTO_MAX_WORK_CPU` (1.17-1.21× there; 0.96-1.03× at twice that, and slower from there up,
+e.g. every width at the usual batch 16 × seq 128); groups of 2 never paid. Off the CPU
+nothing was measured, so `auto` leaves those trials alone.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ FUSED_PRECISIONS = ("fp32", "fp8_sim")
 # What `auto` does (see the module docstring): K, and the largest per-step work
 # (width × batch × seq_len) it fuses on CPU.
 AUTO_K = 8
-AUTO_MAX_WORK_CPU = 16384
+AUTO_MAX_WORK_CPU = 8192
 
 
 def fuse_key(spec: TrialSpec) -> str | None:

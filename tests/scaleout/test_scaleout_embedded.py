@@ -80,6 +80,18 @@ def _is_loopback(ip: str) -> bool:
     return (mapped or addr).is_loopback
 
 
+def _modes(paths) -> list[int]:
+    """Permission bits of each path that still exists: the driver removes its Ray temp
+    directory at the end of the run, possibly between the glob and the stat."""
+    out = []
+    for path in paths:
+        try:
+            out.append(path.stat().st_mode & 0o777)
+        except FileNotFoundError:
+            continue
+    return out
+
+
 def test_embedded_ray_is_loopback_only_and_leaves_nothing_behind(tmp_path):
     home = tmp_path / "home"  # where Ray would put a generated token: ~/.ray/auth_token
     home.mkdir()
@@ -109,9 +121,7 @@ def test_embedded_ray_is_loopback_only_and_leaves_nothing_behind(tmp_path):
             gcs = _gcs_address(seen_procs.values())
             if gcs and not probe:
                 probe = _probe_without_token(gcs, home)
-            temp_modes += [
-                p.stat().st_mode & 0o777 for p in Path("/tmp").glob(f"umup-ray-{cli.pid}-*")
-            ]
+            temp_modes += _modes(Path("/tmp").glob(f"umup-ray-{cli.pid}-*"))
             time.sleep(0.2)
         out, err = cli.communicate(timeout=300)
     finally:

@@ -23,14 +23,13 @@ from typing import Any
 
 import pandas as pd
 
-from umup_sweep.spec import STATUSES
-from umup_sweep.store import Growth, RunStore, lock_holder
+from umup_sweep.store import Growth, RunStore, lock_holder, status_counts
 
 
 def summarize_store(store: RunStore) -> dict[str, Any]:
     """Counts by status and the best ok trial of a stored run."""
     df = store.results()
-    counts = {"total": len(df)} | {s: int((df["status"] == s).sum()) for s in STATUSES}
+    counts = status_counts(df["status"])
     ok = df[(df["status"] == "ok") & df[store.metric].notna()]
     best = ok.loc[ok[store.metric].idxmin()].to_dict() if len(ok) else None
     return {"counts": counts, "best": best, "pruning": pruning_savings(store, df)}

@@ -45,8 +45,13 @@ from umup_sweep.analysis._run import DEFAULT_PRECISION, RunData, load_run, preci
 from umup_sweep.analysis._search import search_record
 from umup_sweep.analysis._transfer import HPTransfer, analyze_trials, result_key
 from umup_sweep.fitting import FIT_WINDOW
-from umup_sweep.spec import STATUSES
-from umup_sweep.store import PLOTS_DIR, RECOMMENDED_FILE, REPORT_FILE, TRANSFER_FILE
+from umup_sweep.store import (
+    PLOTS_DIR,
+    RECOMMENDED_FILE,
+    REPORT_FILE,
+    TRANSFER_FILE,
+    status_counts,
+)
 
 
 @dataclass
@@ -146,8 +151,7 @@ def analyze_run(
     """
     run = run_dir if isinstance(run_dir, RunData) else load_run(run_dir)
     tol = float(tolerance if tolerance is not None else run.tolerance)
-    status = run.trials["status"].value_counts()
-    counts = {"total": len(run.trials)} | {s: int(status.get(s, 0)) for s in STATUSES}
+    counts = status_counts(run.trials["status"])
     results = analyze_trials(run.trials, run.swept, run.metric, tol, window)
     precision = compare_precisions(
         run.trials,

@@ -26,7 +26,13 @@ from umup_sweep.store._layout import (
     TRIALS_FILE,
 )
 from umup_sweep.store._lock import RunLock, StudyLock, lock_holder, storage_label
-from umup_sweep.store._rows import FINAL_STATUSES, TRIAL_COLUMNS, rows_frame, trial_row
+from umup_sweep.store._rows import (
+    FINAL_STATUSES,
+    TRIAL_COLUMNS,
+    rows_frame,
+    status_counts,
+    trial_row,
+)
 from umup_sweep.store._run_store import RunStore
 from umup_sweep.store._sweep import changed_keys, read_sweep
 
@@ -57,6 +63,7 @@ __all__ = [
     "read_curve",
     "read_sweep",
     "rows_frame",
+    "status_counts",
     "storage_label",
     "trial_row",
     "write_curve",

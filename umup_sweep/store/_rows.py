@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from umup_sweep.spec import HP_NAMES, TrialResult, TrialSpec
+from umup_sweep.spec import HP_NAMES, STATUSES, TrialResult, TrialSpec
 
 # Column order of `RunStore.results()` and of `trials.csv`.
 TRIAL_COLUMNS: tuple[str, ...] = (
@@ -39,6 +39,20 @@ TRIAL_COLUMNS: tuple[str, ...] = (
 # Statuses that are final: a trial stored with one of these is never run again (a pruned one
 # only when asked: `umup-sweep run --rerun-pruned`).
 FINAL_STATUSES = ("ok", "diverged", "pruned")
+
+
+def status_counts(status: pd.Series) -> dict[str, int]:
+    """``total`` and the number of trials with each status (every one of `STATUSES`), from
+    a results frame's ``status`` column.
+
+    Example:
+        >>> status_counts(pd.Series(["ok", "ok", "pruned"]))
+        {'total': 3, 'ok': 2, 'diverged': 0, 'pruned': 1, 'failed': 0}
+    """
+    n = status.value_counts()
+    return {"total": int(len(status))} | {s: int(n.get(s, 0)) for s in STATUSES}
+
+
 _FLOAT_COLUMNS = ("final_train_loss", "val_loss", "wall_s", "tokens_per_s", "peak_rss_mb")
 
 

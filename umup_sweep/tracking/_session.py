@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from umup_sweep.spec import STATUSES, TrialResult, TrialSpec
+from umup_sweep.spec import TrialResult, TrialSpec
 from umup_sweep.store._files import atomic_write_text
 from umup_sweep.store._layout import PLOTS_DIR, RECOMMENDED_FILE, REPORT_FILE, TRANSFER_FILE
-from umup_sweep.store._rows import FINAL_STATUSES
+from umup_sweep.store._rows import FINAL_STATUSES, status_counts
 from umup_sweep.tracking._base import TRACKING_DIR, BaseTracker, Curve, SweepInfo, SweepSummary
 from umup_sweep.tracking._registry import TRACKERS
 
@@ -117,8 +117,8 @@ class Tracking:
         analysis ran) the summary, unless the same one was logged before."""
         if not self.active:
             return
-        rows = store.results()
-        rows = rows[rows["status"].isin(FINAL_STATUSES)]
+        stored = store.results()
+        rows = stored[stored["status"].isin(FINAL_STATUSES)]
         for tracker in self._live():
             entries = [_entry(k, s) for k, s in zip(rows["trial_key"], rows["status"], strict=True)]
             missing = [not self._ledger.has(tracker.destination, e) for e in entries]
@@ -129,7 +129,7 @@ class Tracking:
                     break
                 key = str(row["trial_key"])
                 self._log(tracker, store.spec(key), _row_result(row), _stored_curve(store, key))
-        summary = read_summary(store.run_dir, _counts(store)) if analysed else None
+        summary = read_summary(store.run_dir, status_counts(stored["status"])) if analysed else None
         if summary is not None:
             self._log_summary(summary, _digest(store.run_dir))
 
@@ -288,12 +288,6 @@ def _digest(run_dir: Path) -> str:
         path = run_dir / name
         h.update(path.read_bytes() if path.is_file() else b"-")
     return h.hexdigest()[:16]
-
-
-def _counts(store: RunStore) -> dict[str, int]:
-    status = store.results()["status"]
-    counts = {s: int((status == s).sum()) for s in STATUSES}
-    return {"total": int(len(status)), **counts}
 
 
 def _row_result(row: Any) -> TrialResult:
